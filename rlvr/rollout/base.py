@@ -1,0 +1,58 @@
+"""What every rollout engine offers the controller: batched sampling with per-token logprobs, and weight loading.
+
+Shaped after vLLM's `LLM.generate` (a batch of token-id prompts, one set of sampling params, n samples each), so the
+transformers engine and the vLLM engine are interchangeable behind the rollout actors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    """Samples per prompt (G)."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 32
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass
+class Completion:
+    prompt_index: int
+    """Index of the prompt in the request this completion answers."""
+    token_ids: list[int]
+    logprobs: list[float]
+    """log p(token) under the sampling distribution (logits / temperature), one per token."""
+    text: str
+    finish_reason: str = "length"
+    """`stop` (EOS or a stop string) or `length`."""
+
+
+class RolloutEngine(Protocol):
+    def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+        """n completions per prompt, grouped: completions of prompt i are at [i*n, (i+1)*n)."""
+        ...
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Replace the policy's weights (names as in the Hugging Face model's state_dict)."""
+        ...
+
+
+@dataclass
+class Rollout:
+    """One sampled completion with everything the learner needs; produced by the controller."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    logprobs: list[float]
+    reward: float = 0.0
+    advantage: float = 0.0
+    group: int = 0
+    extras: dict = field(default_factory=dict)
