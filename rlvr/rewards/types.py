@@ -34,3 +34,5 @@ class RewardResult:
     reason: str = ""
     components: dict[str, float] = field(default_factory=dict)
     """Per-function scores (before weighting) when several functions are composed."""
+    elapsed_s: float = 0.0
+    """Wall-clock seconds the reward service spent on this sample (0.0 when called directly)."""

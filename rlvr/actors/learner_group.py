@@ -1,0 +1,57 @@
+"""The data-parallel learner ranks as one object the controller calls like a local learner."""
+
+from __future__ import annotations
+
+import ray
+
+from rlvr.actors.calls import gather
+from rlvr.config import RunConfig
+from rlvr.rollout.base import Rollout
+from rlvr.trainer.batch import shard
+from rlvr.trainer.learner import Learner
+
+
+class LearnerGroup:
+    def __init__(self, cfg: RunConfig, model_path: str, scheduling: list[dict], total_optim_steps: int):
+        self.cfg = cfg
+        self.timeout = cfg.cluster.actor_timeout_s
+        n = cfg.learner.num_actors
+        remote = ray.remote(Learner)
+        self.actors = [remote.options(**scheduling[r]).remote(cfg, model_path, r, n) for r in range(n)]
+        self.names = [f"learner rank {r}" for r in range(n)]
+        addr, port = gather([self.actors[0].master_address.remote()], self.names[:1], self.timeout)[0]
+        self._all("setup", addr, port, cfg.grad_accum_steps, total_optim_steps)
+
+    def _all(self, method: str, *args) -> list:
+        return gather([getattr(a, method).remote(*args) for a in self.actors], self.names, self.timeout)
+
+    def _sharded(self, method: str, rollouts: list[Rollout]) -> list:
+        parts = shard(rollouts, len(self.actors))
+        refs = [getattr(a, method).remote(p) for a, p in zip(self.actors, parts)]
+        return gather(refs, self.names, self.timeout)
+
+    def train_grpo(self, rollouts: list[Rollout]) -> dict[str, float]:
+        """Summed statistics over ranks (sums stay sums; grad_norm and lr are the same on every rank)."""
+        per_rank = self._sharded("train_grpo", rollouts)
+        totals = {k: sum(r[k] for r in per_rank) for k in per_rank[0]}
+        totals["grad_norm"], totals["lr"] = per_rank[0]["grad_norm"], per_rank[0]["lr"]
+        return totals
+
+    def completion_logprobs(self, rollouts: list[Rollout]) -> list[list[float]]:
+        return [lp for part in self._sharded("completion_logprobs", rollouts) for lp in part]
+
+    def weights_ref(self) -> ray.ObjectRef:
+        """Rank 0's full weights, put in the object store once for every rollout worker to read."""
+        refs = [a.state_dict.remote() for a in self.actors]
+        gather(refs, self.names, self.timeout)  # all ranks take part in a ZeRO-3 gather
+        return refs[0]
+
+    def save_checkpoint(self, directory: str, client_state: dict) -> None:
+        self._all("save_checkpoint", directory, client_state)
+
+    def load_checkpoint(self, directory: str) -> dict:
+        return self._all("load_checkpoint", directory)[0]
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            ray.kill(a)

@@ -1,0 +1,121 @@
+"""Joining or starting a Ray cluster, and placing every actor of a run with one placement group.
+
+Resource requests are checked against the cluster before anything is created, so an impossible request (a GPU on a
+CPU-only cluster, a custom resource no node has) is one clear error instead of actors pending forever.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from rlvr.config import ConfigError, ResourceSpec, RunConfig
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    count: int
+    spec: ResourceSpec
+
+
+def roles(cfg: RunConfig) -> list[Role]:
+    return [
+        Role("learner", cfg.learner.num_actors, cfg.learner.resources),
+        Role("rollout", cfg.rollout.num_actors, cfg.rollout.resources),
+        Role("reward", cfg.rewards.num_workers, cfg.rewards.resources),
+    ]
+
+
+def bundle(spec: ResourceSpec) -> dict[str, float]:
+    b = {"CPU": spec.num_cpus, "GPU": spec.num_gpus, **spec.resources}
+    b = {k: v for k, v in b.items() if v > 0}
+    return b or {"CPU": 0.01}  # Ray rejects empty bundles
+
+
+def connect(cfg: RunConfig) -> None:
+    """Join cluster.address or RAY_ADDRESS if given (as `ray job submit` does), else start a local cluster."""
+    if ray.is_initialized():
+        return
+    address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return
+    # A laptop run oversubscribes its cores on purpose: actors mostly wait on one another.
+    needed = sum(r.count * r.spec.num_cpus for r in roles(cfg))
+    num_cpus = cfg.cluster.num_cpus or max(os.cpu_count() or 1, math.ceil(needed))
+    ray.init(num_cpus=num_cpus, log_to_driver=True)
+
+
+def check_feasible(cfg: RunConfig, nodes: list[dict[str, float]]) -> None:
+    """Raise ConfigError when the roles cannot all be placed on these nodes (each a dict of total resources)."""
+    total: dict[str, float] = {}
+    for node in nodes:
+        for k, v in node.items():
+            total[k] = total.get(k, 0.0) + v
+    demand: dict[str, float] = {}
+    for role in roles(cfg):
+        b = bundle(role.spec)
+        for k, v in b.items():
+            demand[k] = demand.get(k, 0.0) + v * role.count
+        if not any(all(node.get(k, 0.0) >= v for k, v in b.items()) for node in nodes):
+            raise ConfigError(
+                f"impossible resource request: each {role.name} actor asks for {_fmt(b)}, "
+                f"but no node has that (cluster nodes: {'; '.join(_fmt(n) for n in nodes)})"
+            )
+    for k, v in demand.items():
+        if v > total.get(k, 0.0) + 1e-9:
+            raise ConfigError(
+                f"impossible resource request: the run needs {v:g} {k} in all "
+                f"({', '.join(f'{r.count} {r.name}' for r in roles(cfg))}), the cluster has {total.get(k, 0.0):g}"
+            )
+
+
+def _fmt(res: dict[str, float]) -> str:
+    keep = {k: v for k, v in res.items() if k in ("CPU", "GPU") or not k.startswith(("node:", "memory", "object_"))}
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(keep.items())) or "nothing"
+
+
+def alive_nodes() -> list[dict[str, float]]:
+    return [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+
+
+class Placement:
+    """One placement group for the whole run; `scheduling(role)` gives the Ray options for each of its actors."""
+
+    def __init__(self, cfg: RunConfig):
+        check_feasible(cfg, alive_nodes())
+        self.roles = roles(cfg)
+        bundles = [bundle(r.spec) for r in self.roles for _ in range(r.count)]
+        self.pg = placement_group(bundles, strategy=cfg.cluster.placement_strategy, name=f"rlvr-{cfg.run.name}")
+        ready, _ = ray.wait([self.pg.ready()], timeout=cfg.cluster.actor_timeout_s)
+        if not ready:
+            remove_placement_group(self.pg)
+            raise ConfigError(
+                f"the placement group ({len(bundles)} bundles, {cfg.cluster.placement_strategy}) could not be "
+                f"placed within {cfg.cluster.actor_timeout_s:.0f} s: the cluster is busy or too small"
+            )
+
+    def scheduling(self, role_name: str) -> list[dict]:
+        index, out = 0, []
+        for role in self.roles:
+            for _ in range(role.count):
+                if role.name == role_name:
+                    out.append({
+                        "num_cpus": role.spec.num_cpus,
+                        "num_gpus": role.spec.num_gpus,
+                        "resources": dict(role.spec.resources),
+                        "scheduling_strategy": PlacementGroupSchedulingStrategy(
+                            self.pg, placement_group_bundle_index=index
+                        ),
+                    })
+                index += 1
+        return out
+
+    def remove(self) -> None:
+        remove_placement_group(self.pg)

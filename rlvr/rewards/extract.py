@@ -1,0 +1,189 @@
+"""Pure answer-extraction helpers: text in, answer string out. No sympy, no signals, no I/O.
+
+Shared by the math reward and the eval harness. Everything here is linear-time regex or scanning, so it is safe on
+megabyte completions; parsing numbers goes through `fractions.Fraction`, never `eval`.
+
+Public bugs these helpers are written against (each has a row in tests/test_rewards_table.py):
+- "The answer is 72." must give 72, not fail on the period;
+- `\\boxed` patterns live in raw strings, where `\\b` is a backslash and a "b", not a word boundary;
+- "$1,234.50", "25%", "18 apples" and "18.00" are numbers with decoration, not mismatches;
+- a hallucinated continuation ("18\\nQuestion: Tom has 5 apples") is cut at a stop string before extraction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from fractions import Fraction
+
+DEFAULT_STOP: tuple[str, ...] = (
+    "\nQuestion:",
+    "\nQ:",
+    "\nProblem:",
+    "\nHuman:",
+    "\nUser:",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "</s>",
+)
+"""Markers after which a base model is writing the next few-shot example, not its own answer."""
+
+# One number as models write it: optional minus (not after a digit/letter, so "10-3" is not "-3"), optional "$",
+# digits with well-formed thousands separators or plain digits, optional decimals, optional "/denominator".
+_NUMBER_RE = re.compile(
+    r"(?:(?<![\w)\]])[-\u2212])?\s?\\?\$?\s?"
+    r"(?:(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+)"
+    r"(?:\s?/\s?\d+(?![\d.]))?"
+)
+_STRICT_RE = re.compile(r"####\s*(" + _NUMBER_RE.pattern + ")")
+_ANSWER_IS_RE = re.compile(
+    r"answer\s*(?:is|=|:)\s*:?\s*(?:\*\*|\$)?\s*(?:\\\(|\\\[)?\s*(" + _NUMBER_RE.pattern + ")",
+    re.IGNORECASE,
+)
+_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")  # raw string: "\\b" is a literal backslash-b, not a word boundary
+
+# LaTeX decoration around a number inside \boxed{}: units in \text{}, escaped $ and %, degree signs, thin spaces.
+_LATEX_NOISE = [
+    (re.compile(r"\\(?:text|textbf|mathrm|mbox)\s*\{[^{}]*\}"), ""),
+    (re.compile(r"\^\s*\{?\s*\\circ\s*\}?"), ""),
+    (re.compile(r"\\(?:left|right|displaystyle|[,;:! ])"), ""),
+    (re.compile(r"\{,\}"), ","),
+    (re.compile(r"\\?[$%]"), ""),
+    (re.compile(r"\s+"), ""),
+]
+_FRAC_RE = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$")
+_PLAIN_NUMBER_RE = re.compile(r"^" + _NUMBER_RE.pattern + r"$")
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut `text` at the first occurrence of any stop string (the stop string itself is dropped)."""
+    end = len(text)
+    for marker in stop:
+        if marker:
+            at = text.find(marker, 0, end)
+            if at != -1:
+                end = at
+    return text[:end]
+
+
+def parse_number(text: str) -> Fraction | None:
+    """A number as written ("-1,234.50", "$18", "3/4", "18.") to an exact Fraction; None if it is not one number."""
+    s = text.strip().replace("\u2212", "-").replace("$", "").replace("\\", "").rstrip(".").strip()
+    if not s or _PLAIN_NUMBER_RE.fullmatch(s) is None:
+        return None
+    s = s.replace(",", "").replace(" ", "")
+    num, _, den = s.partition("/")
+    value = Fraction(num)
+    if den:
+        if int(den) == 0:
+            return None
+        value /= int(den)
+    return value
+
+
+def format_number(value: Fraction) -> str:
+    """Canonical text of a number: "18", "-0.5", or "1/3" when the decimal does not terminate."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    den = value.denominator
+    while den % 2 == 0:
+        den //= 2
+    while den % 5 == 0:
+        den //= 5
+    if den != 1:
+        return f"{value.numerator}/{value.denominator}"
+    text = f"{float(value):.15f}".rstrip("0")  # terminating decimal: exact within 15 places for GSM8K magnitudes
+    return text if Fraction(text) == value else f"{value.numerator}/{value.denominator}"
+
+
+def _normalized(match_text: str) -> str | None:
+    value = parse_number(match_text)
+    return None if value is None else format_number(value)
+
+
+def extract_gsm8k_gold(answer: str) -> str | None:
+    """The gold number of a GSM8K `answer` field: the text after the last "####", normalised ("1,600" -> "1600").
+
+    Returns None when there is no "####" or what follows it is not a number.
+    """
+    head, sep, tail = answer.rpartition("####")
+    if not sep:
+        return None
+    return _normalized(tail.strip().split("\n", 1)[0])
+
+
+def extract_gsm8k_strict(text: str) -> str | None:
+    """Strict extraction: the number after the last "#### " in `text`, normalised; None if there is none.
+
+    This is GSM8K's own answer format (lm-eval's "strict-match").
+    """
+    matches = _STRICT_RE.findall(text)
+    return _normalized(matches[-1]) if matches else None
+
+
+def extract_last_number(text: str) -> str | None:
+    """Flexible extraction: the last number in `text`, normalised ("$1,234." -> "1234"); None if there is none."""
+    last = None
+    for last in _NUMBER_RE.finditer(text):
+        pass
+    return None if last is None else _normalized(last.group(0))
+
+
+def extract_answer_is(text: str) -> str | None:
+    """The number after the last "answer is" / "answer:" phrase, normalised; None if there is none."""
+    matches = _ANSWER_IS_RE.findall(text)
+    return _normalized(matches[-1]) if matches else None
+
+
+def last_boxed(text: str) -> str | None:
+    r"""Content of the last `\boxed{...}` (or `\fbox{...}`) with braces matched; None if there is none.
+
+    Scans iteratively, so 10,000 nested braces cost a linear pass, not a recursion. An unclosed box returns None.
+    """
+    starts = [m.end() for m in _BOXED_RE.finditer(text)]
+    for start in reversed(starts):
+        depth = 1
+        for pos in range(start, len(text)):
+            char = text[pos]
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[start:pos]
+    return None
+
+
+def number_from_latex(latex: str) -> str | None:
+    r"""A boxed answer that is just a decorated number ("\$1{,}000", "18 \text{ apples}", "\frac{3}{4}", "x = 5")
+    normalised; None if the content is more than one number (then a symbolic comparison must decide)."""
+    s = latex
+    for pattern, repl in _LATEX_NOISE:
+        s = pattern.sub(repl, s)
+    s = s.rpartition("=")[2]  # "x=5" -> "5"
+    frac = _FRAC_RE.fullmatch(s)
+    if frac:
+        sign, num, den = frac.groups()
+        if int(den) == 0:
+            return None
+        return format_number(Fraction(int(num), int(den)) * (-1 if sign else 1))
+    return _normalized(s)
+
+
+def extract_gsm8k_answer(text: str) -> tuple[str | None, str]:
+    """The model's numeric answer and where it came from, in priority order:
+    `\\boxed{}`, "#### N", "The answer is N", then the last number. Returns (None, "none") if nothing is found.
+
+    A boxed answer that is not a plain number is returned as raw LaTeX with source "boxed_latex".
+    """
+    boxed = last_boxed(text)
+    if boxed is not None:
+        number = number_from_latex(boxed)
+        return (number, "boxed") if number is not None else (boxed, "boxed_latex")
+    for source, extractor in (("####", extract_gsm8k_strict), ("answer_is", extract_answer_is)):
+        found = extractor(text)
+        if found is not None:
+            return found, source
+    found = extract_last_number(text)
+    return (found, "last_number") if found is not None else (None, "none")

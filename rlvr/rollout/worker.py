@@ -1,0 +1,33 @@
+"""A rollout worker: one engine, built from the config, behind the calls the controller makes."""
+
+from __future__ import annotations
+
+import torch
+
+from rlvr.config import RunConfig
+from rlvr.rollout.base import Completion, SamplingParams
+
+
+def build_engine(cfg: RunConfig, model_path: str, seed: int):
+    if cfg.rollout.engine == "vllm":
+        from rlvr.rollout.vllm_engine import VLLMEngine  # lazy: CPU installs have no vLLM
+
+        return VLLMEngine(model_path, cfg.rollout, seed)
+    from rlvr.rollout.hf_engine import HFEngine
+
+    return HFEngine.from_path(model_path, cfg.rollout, dtype=cfg.model.dtype)
+
+
+class RolloutWorker:
+    def __init__(self, cfg: RunConfig, model_path: str, index: int):
+        torch.manual_seed(cfg.run.seed + 1000 * (index + 1))
+        self.engine = build_engine(cfg, model_path, cfg.run.seed + index)
+
+    def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
+        return self.engine.generate(prompt_ids, params)
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        self.engine.load_weights(state_dict)
+
+    def ping(self) -> bool:
+        return True

@@ -1,0 +1,108 @@
+"""GRPO as pure functions on tensors (no model, no distributed state), tested against hand-computed values.
+
+Shape suffixes: B sequences, G samples per prompt, T completion tokens, V vocabulary.
+
+Where we depart from the GRPO paper (Shao et al., 2024): the KL term is optional (default off, as in DAPO and
+Dr. GRPO); the clip may be asymmetric (DAPO's clip-higher); `token_mean` weighs every token of the batch equally
+(DAPO) instead of averaging per sequence first (`seq_mean`, the paper's form); `scale_by_std=False` gives Dr.
+GRPO's centred rewards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def group_advantages(rewards_BG: torch.Tensor, scale_by_std: bool = True, eps: float = 1e-6) -> torch.Tensor:
+    """(r - mean_group) / (std_group + eps); groups with equal rewards get advantage 0."""
+    centred_BG = rewards_BG - rewards_BG.mean(dim=-1, keepdim=True)
+    if not scale_by_std:
+        return centred_BG
+    # unbiased std as in the GRPO reference implementations; a group of one has no spread
+    std_B1 = rewards_BG.std(dim=-1, keepdim=True) if rewards_BG.shape[-1] > 1 else torch.zeros_like(centred_BG)
+    return centred_BG / (std_B1 + eps)
+
+
+def token_logprobs(logits_BTV: torch.Tensor, targets_BT: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log p(target) under softmax(logits / temperature), the distribution rollouts sampled from."""
+    logp_BTV = torch.log_softmax(logits_BTV.float() / temperature, dim=-1)
+    return logp_BTV.gather(-1, targets_BT.unsqueeze(-1)).squeeze(-1)
+
+
+def entropy(logits_BTV: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    logp_BTV = torch.log_softmax(logits_BTV.float() / temperature, dim=-1)
+    return -(logp_BTV.exp() * logp_BTV).sum(-1)
+
+
+def kl_penalty(logp_BT: torch.Tensor, ref_logp_BT: torch.Tensor, estimator: str) -> torch.Tensor:
+    """Per-token estimate of KL(policy || reference) from samples of the policy (Schulman's k1 and k3)."""
+    log_ratio_BT = ref_logp_BT - logp_BT
+    if estimator == "k1":
+        return -log_ratio_BT
+    if estimator == "k3":
+        return log_ratio_BT.exp() - log_ratio_BT - 1
+    raise ValueError(f"unknown KL estimator {estimator!r}")
+
+
+def clipped_policy_loss(
+    logp_BT: torch.Tensor, old_logp_BT: torch.Tensor, adv_B: torch.Tensor, clip_low: float, clip_high: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped surrogate, negated for minimisation; returns per-token loss and where the clip was active."""
+    ratio_BT = torch.exp(logp_BT - old_logp_BT)
+    adv_B1 = adv_B.unsqueeze(-1)
+    unclipped_BT = ratio_BT * adv_B1
+    clipped_BT = torch.clamp(ratio_BT, 1 - clip_low, 1 + clip_high) * adv_B1
+    return -torch.minimum(unclipped_BT, clipped_BT), (clipped_BT < unclipped_BT)
+
+
+def aggregate(loss_BT: torch.Tensor, mask_BT: torch.Tensor, mode: str, normalizer: float) -> torch.Tensor:
+    """Sum of the batch's loss divided by `normalizer` (tokens or sequences of the *global* batch).
+
+    Dividing by the global count, not the micro-batch's, makes the gradient independent of how the batch is split
+    into micro-batches and data-parallel ranks.
+    """
+    mask_BT = mask_BT.to(loss_BT.dtype)
+    if mode == "token_mean":
+        return (loss_BT * mask_BT).sum() / normalizer
+    if mode == "seq_mean":
+        per_seq_B = (loss_BT * mask_BT).sum(-1) / mask_BT.sum(-1).clamp(min=1)
+        return per_seq_B.sum() / normalizer
+    raise ValueError(f"unknown loss aggregation {mode!r}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    kl_coef: float = 0.0
+    kl_estimator: str = "k3"
+    loss_agg: str = "token_mean"
+
+
+def grpo_loss(
+    logp_BT: torch.Tensor,
+    old_logp_BT: torch.Tensor,
+    adv_B: torch.Tensor,
+    mask_BT: torch.Tensor,
+    cfg: LossConfig,
+    normalizer: float,
+    ref_logp_BT: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of one micro-batch (a share of the global batch's mean) and its summed statistics."""
+    pg_BT, clipped_BT = clipped_policy_loss(logp_BT, old_logp_BT, adv_B, cfg.clip_low, cfg.clip_high)
+    loss_BT = pg_BT
+    mask_f = mask_BT.float()
+    stats = {
+        "pg_loss_sum": float((pg_BT.detach() * mask_f).sum()),
+        "clipped_sum": float((clipped_BT.float() * mask_f).sum()),
+        "tokens": float(mask_f.sum()),
+    }
+    if cfg.kl_coef > 0:
+        if ref_logp_BT is None:
+            raise ValueError("kl_coef > 0 needs reference logprobs")
+        kl_BT = kl_penalty(logp_BT, ref_logp_BT, cfg.kl_estimator)
+        loss_BT = loss_BT + cfg.kl_coef * kl_BT
+        stats["kl_sum"] = float((kl_BT.detach() * mask_f).sum())
+    return aggregate(loss_BT, mask_BT, cfg.loss_agg, normalizer), stats

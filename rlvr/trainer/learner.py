@@ -1,0 +1,169 @@
+"""One data-parallel learner rank: a DeepSpeed engine around a Hugging Face causal LM.
+
+Plain Python: `rlvr.actors.learner_group` turns it into a Ray actor. Every rank receives its own shard of the
+batch; gradients are averaged by DeepSpeed across ranks, and the loss is scaled so that the result equals one
+rank training on the whole batch (see `_loss_scale`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from rlvr.config import RunConfig
+from rlvr.model_io import load_model
+from rlvr.rollout.base import Rollout
+from rlvr.trainer import grpo
+from rlvr.trainer.batch import MicroBatch, chunks, collate
+from rlvr.trainer.deepspeed_setup import ds_config, free_port, init_process_group, lr_lambda, resolve_backend
+
+
+class Learner:
+    def __init__(self, cfg: RunConfig, model_path: str, rank: int, world_size: int):
+        self.cfg, self.model_path, self.rank, self.world_size = cfg, model_path, rank, world_size
+        self.engine = None
+        self.ref_model = None
+
+    # -- setup -------------------------------------------------------------------------------------------------
+
+    def master_address(self) -> tuple[str, int]:
+        """Called on rank 0: where the other ranks find it."""
+        import ray
+
+        return ray.util.get_node_ip_address(), free_port()
+
+    def setup(self, master_addr: str, master_port: int, grad_accum_steps: int, total_optim_steps: int) -> None:
+        import deepspeed
+
+        lc = self.cfg.learner
+        torch.manual_seed(self.cfg.run.seed)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(0)  # Ray exposes this actor's GPU as device 0
+        init_process_group(self.rank, self.world_size, master_addr, master_port, resolve_backend(lc))
+        model = load_model(self.model_path, "float32")
+        if lc.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lc.lr, betas=lc.betas, weight_decay=lc.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_lambda(lc.lr_schedule, lc.warmup_steps, total_optim_steps)
+        )
+        self.grad_accum_steps = grad_accum_steps
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler,
+            config=ds_config(lc, grad_accum_steps, self.world_size),
+        )
+        if self.cfg.algorithm.kl_coef > 0:
+            self.ref_model = load_model(self.model_path, "float32").to(self.engine.device).eval()
+            self.ref_model.requires_grad_(False)
+        self.pad_id = self.engine.module.config.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.engine.module.config.eos_token_id or 0
+
+    # -- log-probabilities -------------------------------------------------------------------------------------
+
+    def _forward_logits(self, model, mb: MicroBatch) -> torch.Tensor:
+        out = model(input_ids=mb.input_ids_BL, attention_mask=mb.attention_mask_BL, use_cache=False)
+        return out.logits[:, :-1]
+
+    @torch.no_grad()
+    def _logprobs(self, model, rollouts: list[Rollout]) -> list[torch.Tensor]:
+        """Per micro-batch logprobs of every position (masked later), in the order of `rollouts`."""
+        out = []
+        for chunk in chunks(rollouts, self.cfg.learner.micro_batch_size):
+            mb = collate(chunk, self.pad_id).to(self.engine.device)
+            logits = self._forward_logits(model, mb)
+            out.append(grpo.token_logprobs(logits, mb.input_ids_BL[:, 1:], self.cfg.rollout.temperature))
+        return out
+
+    def completion_logprobs(self, rollouts: list[Rollout]) -> list[list[float]]:
+        """The learner's logprobs of each rollout's completion tokens (compared with the rollout engine's)."""
+        result = []
+        for chunk, logp_BT in zip(chunks(rollouts, self.cfg.learner.micro_batch_size),
+                                  self._logprobs(self.engine.module, rollouts)):
+            for row, r in enumerate(chunk):
+                start = len(r.prompt_ids) - 1
+                result.append(logp_BT[row, start : start + len(r.completion_ids)].tolist())
+        return result
+
+    # -- training ----------------------------------------------------------------------------------------------
+
+    def _loss_scale(self, rollouts: list[Rollout]) -> float:
+        """Global normaliser of the loss, times the factors DeepSpeed divides by (ranks and accumulation steps)."""
+        if self.cfg.algorithm.loss_agg == "token_mean":
+            local = sum(len(r.completion_ids) for r in rollouts)
+        else:
+            local = len(rollouts)
+        total = torch.tensor([float(local)])
+        dist.all_reduce(total)  # every rank must divide by the same global count
+        return max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)
+
+    def train_grpo(self, rollouts: list[Rollout]) -> dict[str, float]:
+        """One or more optimizer steps (algorithm.mini_batches) on this rank's shard of the rollout batch."""
+        alg = self.cfg.algorithm
+        loss_cfg = grpo.LossConfig(alg.clip_eps_low, alg.clip_eps_high, alg.kl_coef, alg.kl_estimator, alg.loss_agg)
+        self.engine.train()
+        # old logprobs from the learner itself, so the first update is exactly on-policy (ratio 1)
+        old = self._logprobs(self.engine.module, rollouts)
+        ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None else [None] * len(old)
+        micro = self.cfg.learner.micro_batch_size
+        per_mini = len(rollouts) // alg.mini_batches
+        totals: dict[str, float] = {}
+        for m in range(alg.mini_batches):
+            mini = rollouts[m * per_mini : (m + 1) * per_mini]
+            normalizer = self._loss_scale(mini)
+            for i, chunk in enumerate(chunks(mini, micro)):
+                k = m * (per_mini // micro) + i
+                mb = collate(chunk, self.pad_id).to(self.engine.device)
+                logits = self._forward_logits(self.engine, mb)
+                logp_BT = grpo.token_logprobs(logits, mb.input_ids_BL[:, 1:], self.cfg.rollout.temperature)
+                loss, stats = grpo.grpo_loss(
+                    logp_BT, old[k], mb.advantages_B, mb.completion_mask_BT, loss_cfg, normalizer, ref[k]
+                )
+                stats["entropy_sum"] = float((grpo.entropy(logits.detach(), self.cfg.rollout.temperature)
+                                              * mb.completion_mask_BT).sum())
+                self.engine.backward(loss)
+                self.engine.step()
+                for key, v in stats.items():
+                    totals[key] = totals.get(key, 0.0) + v
+            totals["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        totals["lr"] = self.scheduler.get_last_lr()[0]
+        return totals
+
+    # -- weights and checkpoints -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, torch.Tensor] | None:
+        """Full weights on CPU on rank 0 (ZeRO-3 parameters are gathered first; every rank must call this)."""
+        import deepspeed
+
+        module = self.engine.module
+        params = list(module.parameters())
+        enabled = self.cfg.learner.zero_stage == 3
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=enabled):
+            if self.rank != 0:
+                return None
+            return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+    def save_checkpoint(self, directory: str, client_state: dict | None = None) -> None:
+        """DeepSpeed state (weights, optimizer, scheduler) plus a Hugging Face export for the next stage."""
+        self.engine.save_checkpoint(directory, tag="state", client_state=client_state or {})
+        weights = self.state_dict()
+        if self.rank == 0:
+            hf_dir = Path(directory) / "hf"
+            self.engine.module.save_pretrained(hf_dir, state_dict=weights)
+            _copy_tokenizer(self.model_path, hf_dir)
+        dist.barrier()
+
+    def load_checkpoint(self, directory: str) -> dict:
+        _, client_state = self.engine.load_checkpoint(directory, tag="state")
+        return client_state or {}
+
+
+def _copy_tokenizer(src: str, dst: Path) -> None:
+    import shutil
+
+    for name in os.listdir(src):
+        if "token" in name or name in ("special_tokens_map.json", "chat_template.jinja"):
+            shutil.copy2(os.path.join(src, name), dst / name)

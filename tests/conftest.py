@@ -1,0 +1,43 @@
+"""Shared fixtures: one small Ray cluster per test session, tiny models built in code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    import ray
+
+    if not ray.is_initialized():
+        # logical CPUs exceed the 2 real cores on purpose: test actors mostly wait on each other
+        ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A 2-layer Llama with a character tokenizer, random weights, saved once per session."""
+    from rlvr.config import ModelSection, RandomInit
+    from rlvr.model_io import resolve_model_path
+
+    cfg = ModelSection(random_init=RandomInit(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64))
+    return resolve_model_path(cfg, tmp_path_factory.mktemp("tiny"), seed=0)
+
+
+def tiny_config(model_dir: str, tmp_path, *overrides: str):
+    from rlvr.config import load_config
+
+    base = [f"model.path={model_dir}", f"run.output_dir={tmp_path}", "cluster.actor_timeout_s=300"]
+    return load_config(None, base + list(overrides))
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
