@@ -14,7 +14,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from rlvr.cli import main as rlvr_main
 from rlvr.eval import gsm8k
 from rlvr.eval.passk import pass_at_k
-from rlvr.eval.stats import mean_interval
+from rlvr.eval.stats import wilson_interval
 from rlvr.eval.tasks import TASKS, default_data_path
 from rlvr.model_io import build_char_tokenizer
 
@@ -71,8 +71,9 @@ def test_summary_matches_items(first_run):
     for metric in ("strict", "flexible"):
         counts = [it["n_correct"][metric] for it in items]
         assert summary[metric]["accuracy"] == pytest.approx(sum(counts) / 10)
-        assert summary[metric]["ci95"] == pytest.approx(list(mean_interval([c / 2 for c in counts])))
+        assert summary[metric]["ci95"] == pytest.approx(list(wilson_interval(sum(counts) / 2, 5)))
         assert summary[metric]["pass@k"]["2"] == pytest.approx(sum(pass_at_k(2, c, 2) for c in counts) / 5)
+        assert summary[metric]["mixed_fraction"] == pytest.approx(sum(c == 1 for c in counts) / 5)
 
 
 def test_relabelled_gold_scores_correct_and_compare_finds_it(first_run, tiny_model, tmp_path, capsys):
@@ -80,6 +81,7 @@ def test_relabelled_gold_scores_correct_and_compare_finds_it(first_run, tiny_mod
     items = _lines(first_run)
     rows = [json.loads(line) for line in open(GSM8K_TEST, encoding="utf-8")][:5]
     relabelled = [i for i, it in enumerate(items) if it["extracted"]["flexible"]]
+    assert relabelled, "no first sample had a number to relabel with"
     for i in relabelled:
         rows[i]["answer"] = "#### " + items[i]["extracted"]["flexible"]
     data = tmp_path / "test.jsonl"  # same file stem, so item ids pair with the first run's

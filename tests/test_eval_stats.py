@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from rlvr.eval.stats import mcnemar_exact, mean_interval, paired_bootstrap, wilson_interval
+from rlvr.eval.stats import mcnemar_exact, paired_bootstrap, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -30,11 +30,14 @@ def test_wilson_by_hand():
         wilson_interval(1, 0)
 
 
-def test_mean_interval():
-    lo, hi = mean_interval([0.0, 0.5, 1.0, 0.5])
-    half = 1.959963984540054 * math.sqrt(1 / 6) / 2  # sample std sqrt(1/6), n = 4
-    assert (lo, hi) == pytest.approx((0.5 - half, 0.5 + half))
-    assert mean_interval([1.0, 1.0, 1.0]) == (1.0, 1.0)
+def test_wilson_with_fractional_successes():
+    # Items scored as shares of K samples: 5 items with mean 0.3 -> p = 0.3, n = 5 in the Wilson formula.
+    z2 = 1.959963984540054**2
+    centre = (0.3 + z2 / 10) / (1 + z2 / 5)
+    half = math.sqrt(z2) * math.sqrt(0.3 * 0.7 / 5 + z2 / 100) / (1 + z2 / 5)
+    assert wilson_interval(1.5, 5) == pytest.approx((centre - half, centre + half))
+    # Unlike a normal interval on the item scores, it does not collapse when every item scores 0.
+    assert wilson_interval(0.0, 5) == pytest.approx((0.0, 0.4345), abs=1e-4)
 
 
 def test_mcnemar_hand_computed():

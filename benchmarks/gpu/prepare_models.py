@@ -64,6 +64,27 @@ def build_qwen05b(out: Path, seed: int = 0) -> Path:
     return out
 
 
+def convert_smollm2(out: Path) -> Path:
+    """GGUF -> bf16 safetensors. transformers 5.17 marks a GGUF-loaded model as quantised and refuses to save it,
+    so the dequantised weights go into a fresh model built from the same config without quantization_config."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlvr.model_io import smollm2_gguf
+
+    if (out / "config.json").exists():
+        return out
+    gguf = smollm2_gguf()
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.load_state_dict(loaded.state_dict())
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/root/models")
@@ -73,10 +94,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
     if args.only in (None, "smollm2"):
-        from rlvr.model_io import convert_gguf, smollm2_gguf
-
         t = time.perf_counter()
-        convert_gguf(smollm2_gguf(), out / "smollm2", "bfloat16")
+        convert_smollm2(out / "smollm2")
         timings["smollm2_gguf_convert_s"] = round(time.perf_counter() - t, 2)
     if args.only in (None, "qwen05b"):
         t = time.perf_counter()

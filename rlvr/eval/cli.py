@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
-from rlvr.config import ConfigError, ModelSection, RolloutSection
+from rlvr.config import ConfigError, ModelSection, RewardsSection, RolloutSection
 from rlvr.eval import tasks
 from rlvr.eval.compare import compare_results
 from rlvr.eval.runner import EvalSettings, Judgement, Scorer, gsm8k_scorer, run_eval, summary_path
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-fewshot", type=int, help="GSM8K few-shot examples from the train file (default 5)")
     p.add_argument("--chat-template", action="store_true", help="wrap each prompt as a user message")
     p.add_argument("--batch-size", type=int, default=64, help="hf engine: sequences per forward pass")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: float32 (hf), bfloat16 (vllm)")
     p.add_argument("--device", help="hf engine: cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="results JSONL (default runs/eval/<task>-<model>.jsonl); summary next to it")
@@ -44,7 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_args(args: argparse.Namespace) -> tuple[tasks.Task, str, EvalSettings, Path, int]:
+@dataclass(frozen=True)
+class Plan:
+    """What to run, from arguments that passed every check that needs no model."""
+
+    task: tasks.Task
+    data: str
+    settings: EvalSettings
+    out: Path
+    fewshot: int
+
+
+def check_args(args: argparse.Namespace) -> Plan:
     """Every check that needs no model; raises ConfigError with one line."""
     if not args.model:
         raise ConfigError("rlvr eval needs --model PATH (or --compare A.jsonl B.jsonl)")
@@ -71,7 +84,7 @@ def check_args(args: argparse.Namespace) -> tuple[tasks.Task, str, EvalSettings,
     settings = EvalSettings(samples=args.samples, temperature=temperature, top_p=args.top_p,
                             max_new_tokens=args.max_new_tokens, seed=args.seed,
                             chunk=max(1, args.batch_size // args.samples) if args.engine == "hf" else 512)
-    return task, data, settings, out, fewshot
+    return Plan(task, data, settings, out, fewshot)
 
 
 def _check_model_arg(model: str) -> None:
@@ -84,16 +97,15 @@ def _check_model_arg(model: str) -> None:
 
 def build_engine(args: argparse.Namespace, model_path: str):
     """(engine, tokenizer); vLLM is imported only when asked for, so the CPU install never needs it."""
-    from rlvr.model_io import load_tokenizer
-
     rollout = RolloutSection(engine=args.engine, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     if args.engine == "vllm":
         from rlvr.rollout.vllm_engine import VLLMEngine
 
-        return VLLMEngine(model_path, rollout, args.seed), load_tokenizer(model_path)
-    from rlvr.rollout.hf_engine import HFEngine
+        engine = VLLMEngine(model_path, rollout, args.seed, dtype=args.dtype or "bfloat16")
+    else:
+        from rlvr.rollout.hf_engine import HFEngine
 
-    engine = HFEngine.from_path(model_path, rollout, dtype=args.dtype, device=args.device)
+        engine = HFEngine.from_path(model_path, rollout, dtype=args.dtype or "float32", device=args.device)
     return engine, engine.tokenizer
 
 
@@ -112,14 +124,14 @@ def make_encoder(tokenizer, chat_template: bool):
     return encode
 
 
-def make_scorer(task: tasks.Task) -> Scorer:
-    """GSM8K: lm-eval's strict/flexible definitions. MATH-500: the reward service (math-verify with a deadline)."""
+def make_scorer(task: tasks.Task, stack: ExitStack) -> Scorer:
+    """GSM8K: lm-eval's strict/flexible definitions. MATH-500: the reward service, whose worker process puts a
+    deadline on every math-verify check (a pathological answer costs one `timeout` verdict, never a hung eval)."""
     if task.name == "gsm8k":
         return gsm8k_scorer
-    from rlvr.config import RewardsSection
     from rlvr.rewards.service import RewardService
 
-    service = RewardService(RewardsSection())
+    service = stack.enter_context(RewardService(RewardsSection(), stop=task.stop))
 
     def score(samples):
         return [{"math": Judgement(r.extracted, r.verdict.value)} for r in service.score(samples)]
@@ -128,19 +140,21 @@ def make_scorer(task: tasks.Task) -> Scorer:
 
 
 def run(args: argparse.Namespace) -> int:
-    task, data, settings, out, fewshot = check_args(args)
-    items = tasks.load_items(task, data, args.limit)
-    shots = tasks.fewshot_items(task, fewshot)
+    plan = check_args(args)
+    task, out = plan.task, plan.out
+    items = tasks.load_items(task, plan.data, args.limit)
+    shots = tasks.fewshot_items(task, plan.fewshot)
     prompts = [tasks.build_prompt(task, item, shots) for item in items]
     from rlvr.model_io import resolve_model_path
 
-    model_cfg = ModelSection(path=args.model, gguf_file=args.gguf_file, dtype=args.dtype)
+    model_cfg = ModelSection(path=args.model, gguf_file=args.gguf_file, dtype=args.dtype or "float32")
     model_path = resolve_model_path(model_cfg, out.parent / "model", seed=args.seed)
     engine, tokenizer = build_engine(args, model_path)
-    meta = {"model": args.model, "model_path": model_path, "engine": args.engine, "data": data,
-            "num_fewshot": fewshot, "chat_template": args.chat_template}
-    summary = run_eval(engine, make_encoder(tokenizer, args.chat_template), task, items, prompts,
-                       make_scorer(task), settings, out, meta)
+    meta = {"model": args.model, "model_path": model_path, "engine": args.engine, "data": plan.data,
+            "num_fewshot": plan.fewshot, "chat_template": args.chat_template}
+    with ExitStack() as stack:
+        summary = run_eval(engine, make_encoder(tokenizer, args.chat_template), task, items, prompts,
+                           make_scorer(task, stack), plan.settings, out, meta)
     print(format_summary(summary, task))
     print(f"items: {out}\nsummary: {summary_path(out)}")
     return 0
@@ -150,7 +164,10 @@ def format_summary(summary: dict, task: tasks.Task) -> str:
     lines = [f"{task.name}: {summary['items']} items x {summary['samples']} samples ({summary['model']})"]
     for m in task.metrics:
         s = summary[m]
-        passk = " ".join(f"pass@{k} {v:.3f}" for k, v in s["pass@k"].items()) if summary["samples"] > 1 else ""
+        passk = ""
+        if summary["samples"] > 1:
+            passk = " ".join(f"pass@{k} {v:.3f}" for k, v in s["pass@k"].items())
+            passk += f"  mixed groups {s['mixed_fraction']:.3f}"
         lines.append(f"  {m:9s} accuracy {s['accuracy']:.3f}  95% CI [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"
                      f"  no answer {s['no_answer_rate']:.3f}  {passk}".rstrip())
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from typing import Any
 
 from rlvr.eval import gsm8k
 from rlvr.eval.passk import mean_pass_at_k, report_ks
-from rlvr.eval.stats import mean_interval, wilson_interval
+from rlvr.eval.stats import wilson_interval
 from rlvr.eval.tasks import Item, Task
 from rlvr.rewards.types import Sample
 from rlvr.rollout.base import Completion, RolloutEngine, SamplingParams
@@ -97,8 +97,8 @@ def summarize(records: Sequence[dict[str, Any]], metrics: Sequence[str]) -> dict
     """Accuracy with a 95% CI, pass@k and the no-answer rate per metric, from item records.
 
     accuracy is the mean over items of (correct samples / K): greedy accuracy when K = 1, an estimate of pass@1 when
-    K > 1. Its CI is Wilson's for K = 1; for K > 1 a normal interval over per-item means (items are the
-    independent units: K samples of one question are not K independent trials).
+    K > 1. Its CI is Wilson's over items, with the per-item shares as fractional successes when K > 1 (items are
+    the independent units: K samples of one question are not K independent trials).
     """
     if not records:
         raise ValueError("no items to summarise")
@@ -110,13 +110,15 @@ def summarize(records: Sequence[dict[str, Any]], metrics: Sequence[str]) -> dict
     for m in metrics:
         counts = [r["n_correct"][m] for r in records]
         accuracy = sum(counts) / (K * len(records))
-        ci = wilson_interval(sum(counts), len(records)) if K == 1 else mean_interval([c / K for c in counts])
+        ci = wilson_interval(sum(c / K for c in counts), len(records))
         out[m] = {
             "accuracy": accuracy,
             "ci95": list(ci),
             "correct": sum(counts) if K == 1 else None,
             "no_answer_rate": sum(r["verdict"][m] == "no_answer" for r in records) / len(records),
             "pass@k": {str(k): mean_pass_at_k(K, counts, k) for k in report_ks(K)},
+            # With K = G at the training temperature: the share of prompts whose GRPO group would train.
+            "mixed_fraction": sum(0 < c < K for c in counts) / len(records) if K > 1 else None,
         }
     out["truncated_rate"] = sum(r["finish_reason"] == "length" for r in records) / len(records)
     return out

@@ -2,8 +2,9 @@
 
 - `wilson_interval`: the Wilson score interval for a binomial proportion. Unlike the normal (Wald) interval it stays
   inside [0, 1] and keeps close to nominal coverage at small n and at accuracies near 0 or 1, both common here.
-- `mean_interval`: a normal interval for the mean of per-item scores in [0, 1] (e.g. the share of k samples that are
-  correct); items, not samples, are the independent units, so samples of one item are never counted as independent.
+  It also takes a fractional count: the sum of per-item scores in [0, 1] (the share of an item's K samples that are
+  correct). Items, not samples, are then the units, and since a score in [0, 1] with mean p has variance at most
+  p(1 - p), the interval is conservative; a normal interval on the scores would collapse to a point at 0 or 1.
 - `mcnemar_exact`: McNemar's exact test on paired 0/1 outcomes: only discordant items count, and under H0 each one is
   equally likely to favour A or B, so min(b, c) is Binomial(b + c, 1/2).
 - `paired_bootstrap`: resample items (the same indices for A and B) and report the difference of mean scores with
@@ -21,7 +22,7 @@ import numpy as np
 Z95 = 1.959963984540054  # the 0.975 quantile of the standard normal
 
 
-def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+def wilson_interval(correct: float, n: int, z: float = Z95) -> tuple[float, float]:
     if n <= 0 or not 0 <= correct <= n:
         raise ValueError(f"Wilson interval needs 0 <= correct <= n and n > 0, got correct={correct} n={n}")
     p = correct / n
@@ -32,18 +33,6 @@ def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]
     lo = 0.0 if correct == 0 else max(0.0, centre - half)
     hi = 1.0 if correct == n else min(1.0, centre + half)
     return lo, hi
-
-
-def mean_interval(scores: Sequence[float], z: float = Z95) -> tuple[float, float]:
-    """Normal interval mean +- z * s / sqrt(n) for scores in [0, 1], clipped to [0, 1]; (mean, mean) when n = 1."""
-    values = np.asarray(scores, dtype=float)
-    if values.size == 0:
-        raise ValueError("interval of an empty set of scores")
-    mean = float(values.mean())
-    if values.size == 1:
-        return mean, mean
-    half = z * float(values.std(ddof=1)) / math.sqrt(values.size)
-    return max(0.0, mean - half), min(1.0, mean + half)
 
 
 def binomial_cdf_half(k: int, n: int) -> float:

@@ -1,7 +1,8 @@
 """Pure answer-extraction helpers: text in, answer string out. No sympy, no signals, no I/O.
 
 Shared by the math reward and the eval harness. Everything here is linear-time regex or scanning, so it is safe on
-megabyte completions; parsing numbers goes through `fractions.Fraction`, never `eval`.
+megabyte completions; parsing numbers goes through `fractions.Fraction`, never `eval`. The functions that return a number raise
+`NumberTooLong` when the number they would return has more than `MAX_DIGITS` digits.
 
 Public bugs these helpers are written against (each has a row in tests/test_rewards_table.py):
 - "The answer is 72." must give 72, not fail on the period;
@@ -41,6 +42,7 @@ _ANSWER_IS_RE = re.compile(
     r"answer\s*(?:is|=|:)\s*:?\s*(?:\*\*|\$)?\s*(?:\\\(|\\\[)?\s*(" + _NUMBER_RE.pattern + ")",
     re.IGNORECASE,
 )
+_BRACE_RE = re.compile(r"[{}]")
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")  # raw string: "\\b" is a literal backslash-b, not a word boundary
 
 # LaTeX decoration around a number inside \boxed{}: units in \text{}, escaped $ and %, degree signs, thin spaces.
@@ -56,6 +58,14 @@ _FRAC_RE = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$")
 _PLAIN_NUMBER_RE = re.compile(r"^" + _NUMBER_RE.pattern + r"$")
 
 
+MAX_DIGITS = 1000
+"""Longer numbers are no answer to compare (and Python refuses to convert over 4,300 digits)."""
+
+
+class NumberTooLong(ValueError):
+    """A number in the text has more than MAX_DIGITS digits."""
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """Cut `text` at the first occurrence of any stop string (the stop string itself is dropped)."""
     end = len(text)
@@ -68,7 +78,12 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
 
 
 def parse_number(text: str) -> Fraction | None:
-    """A number as written ("-1,234.50", "$18", "3/4", "18.") to an exact Fraction; None if it is not one number."""
+    """A number as written ("-1,234.50", "$18", "3/4", "18.") to an exact Fraction; None if it is not one number.
+
+    Raises NumberTooLong beyond MAX_DIGITS digits.
+    """
+    if len(text) > MAX_DIGITS and sum(c.isdigit() for c in text) > MAX_DIGITS:
+        raise NumberTooLong(f"a number with {sum(c.isdigit() for c in text):,} digits (limit {MAX_DIGITS:,})")
     s = text.strip().replace("\u2212", "-").replace("$", "").replace("\\", "").rstrip(".").strip()
     if not s or _PLAIN_NUMBER_RE.fullmatch(s) is None:
         return None
@@ -139,19 +154,23 @@ def extract_answer_is(text: str) -> str | None:
 def last_boxed(text: str) -> str | None:
     r"""Content of the last `\boxed{...}` (or `\fbox{...}`) with braces matched; None if there is none.
 
-    Scans iteratively, so 10,000 nested braces cost a linear pass, not a recursion. An unclosed box returns None.
+    One pass over the braces with a stack, so 10,000 nested braces or 100,000 unclosed boxes cost linear time, not
+    a recursion or a rescan per box. An unclosed last box falls back to an earlier closed one.
     """
-    starts = [m.end() for m in _BOXED_RE.finditer(text)]
+    starts = [m.end() - 1 for m in _BOXED_RE.finditer(text)]  # positions of each box's "{"
+    if not starts:
+        return None
+    boxes, closing, stack = set(starts), {}, []
+    for brace in _BRACE_RE.finditer(text, starts[0]):
+        if brace.group() == "{":
+            stack.append(brace.start())
+        elif stack:
+            opened = stack.pop()
+            if opened in boxes:
+                closing[opened] = brace.start()
     for start in reversed(starts):
-        depth = 1
-        for pos in range(start, len(text)):
-            char = text[pos]
-            if char == "{":
-                depth += 1
-            elif char == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:pos]
+        if start in closing:
+            return text[start + 1 : closing[start]]
     return None
 
 

@@ -20,6 +20,7 @@ import math_verify
 
 from rlvr.rewards.extract import (
     DEFAULT_STOP,
+    NumberTooLong,
     cut_at_stop,
     extract_gsm8k_answer,
     extract_gsm8k_gold,
@@ -56,9 +57,12 @@ def math_reward(
     markers of a hallucinated next question). `mode`: force the GSM8K (numeric) or MATH (LaTeX) path.
     """
     text = cut_at_stop(completion, DEFAULT_STOP if stop is None else stop)
-    gold = None if mode == "math" else numeric_gold(reference)
-    if gold is not None:
-        return _score_numeric(text, gold)
+    try:
+        gold = None if mode == "math" else numeric_gold(reference)
+        if gold is not None:
+            return _score_numeric(text, gold)
+    except NumberTooLong as exc:
+        return RewardResult(0.0, Verdict.ERROR, reason=f"cannot compare {exc}")
     if mode == "gsm8k":
         return RewardResult(0.0, Verdict.ERROR, reason=f"reference {reference[:80]!r} has no numeric gold answer")
     return _score_latex(text, reference)

@@ -126,6 +126,7 @@ class VLLMEngine:
     def load_ipc_bucket(self, plan_wire: dict, handles: bytes) -> None:
         """One bucket exported by `weight_sync.export_ipc`; returns when every worker has loaded it."""
         self.llm.collective_rpc("rlvr_load_ipc_bucket", args=(plan_wire, handles))
+        self._weights_changed()
 
     def init_nccl(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
         """Join the learner's broadcast group; blocks until the learner (rank 0) joins too."""
@@ -134,6 +135,13 @@ class VLLMEngine:
     def receive_nccl(self, plans_wire: list[dict]) -> None:
         """Receive one sync's buckets; the learner broadcasts the same plans concurrently."""
         self.llm.collective_rpc("rlvr_receive_nccl", args=(plans_wire,))
+        self._weights_changed()
+
+    def _weights_changed(self) -> None:
+        # prefix caching would otherwise serve prompt KV computed with the old weights (sleep clears it too,
+        # but a sync without sleeping does not)
+        if not self.asleep:
+            self.llm.reset_prefix_cache()
 
     @property
     def num_workers(self) -> int:

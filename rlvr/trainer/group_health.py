@@ -113,6 +113,8 @@ def preflight(
         raise ValueError(f"need as many references as prompts (and at least one), got {len(prompts)}/{len(references)}")
     params = replace(params or SamplingParams(), n=G)
     completions = engine.generate([encode(p) for p in prompts], params)
+    if [c.prompt_index for c in completions] != [i for i in range(len(prompts)) for _ in range(G)]:
+        raise RuntimeError("engine did not return G completions per prompt, grouped in prompt order")
     samples = [Sample(prompts[c.prompt_index], c.text, references[c.prompt_index]) for c in completions]
     rewards_BG = np.asarray(reward_fn(samples), dtype=float).reshape(len(prompts), G)
     solved_BG = rewards_BG >= correct_at

@@ -1,0 +1,75 @@
+"""`rlvr train [CONFIG] [--set key=value ...]`: check everything, then build the actors and run the stage."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from rlvr.config import ConfigError, RunConfig, load_config
+from rlvr.data.prompts import PromptSampler, load_examples
+from rlvr.model_io import load_tokenizer, resolve_model_path
+from rlvr.rewards.loader import check_reward_paths
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="rlvr train", description=__doc__)
+    p.add_argument("config", nargs="?", help="preset YAML (configs/*.yaml); omitted: the embedded default pipeline")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set learner.lr=1e-5 (repeatable)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.config is None:
+        raise ConfigError("no config given: rlvr train CONFIG (presets are in configs/)")
+    cfg = load_config(args.config, args.overrides)
+    run_grpo_job(cfg)
+    return 0
+
+
+def preflight(cfg: RunConfig):
+    """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples)."""
+    check_reward_paths(cfg.rewards)
+    out = Path(cfg.run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
+    examples = load_examples(cfg.data, cfg.run.seed)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return model_path, load_tokenizer(model_path), examples
+
+
+def run_grpo_job(cfg: RunConfig) -> dict[str, float]:
+    from rlvr.actors.learner_group import LearnerGroup
+    from rlvr.actors.reward_pool import RewardPool
+    from rlvr.actors.rollout_group import RolloutGroup
+    from rlvr.launch.cluster import Placement, connect
+    from rlvr.trainer.grpo_loop import Workers, resume, run_grpo
+    from rlvr.trainer.metrics import MetricsLogger
+
+    model_path, tokenizer, examples = preflight(cfg)
+    connect(cfg)
+    placement = Placement(cfg)  # raises on an impossible resource request, before any actor exists
+    workers = None
+    try:
+        optim_steps = cfg.run.steps * cfg.algorithm.mini_batches
+        workers = Workers(
+            rollout=RolloutGroup(cfg, model_path, placement.scheduling("rollout")),
+            rewards=RewardPool(cfg.rewards, placement.scheduling("reward")),
+            learners=LearnerGroup(cfg, model_path, placement.scheduling("learner"), optim_steps),
+        )
+        sampler = PromptSampler(examples, cfg.run.seed)
+        start = resume(cfg, workers, sampler) if cfg.checkpoint.resume else 0
+        logger = MetricsLogger(cfg, Path(cfg.run.output_dir))
+        try:
+            return run_grpo(cfg, workers, tokenizer, sampler, logger, start)
+        finally:
+            logger.close()
+    finally:
+        if workers is not None:
+            workers.rollout.shutdown()
+            workers.rewards.close()
+            workers.learners.shutdown()
+        placement.remove()

@@ -1,0 +1,131 @@
+"""The GRPO stage's controller loop, read top to bottom:
+
+    sample prompts -> G rollouts each -> rewards -> group advantages -> learner update(s)
+    -> push new weights to the rollout workers -> metrics -> checkpoint
+
+The loop only calls typed methods of worker groups (rollout, reward, learner); where those run (Ray actors on any
+node) is decided when they are built, in `rlvr.launch`.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from rlvr.config import RunConfig
+from rlvr.data.prompts import Example, PromptSampler, render_prompt
+from rlvr.rewards.service import verdict_fractions
+from rlvr.rewards.types import RewardResult, Sample
+from rlvr.rollout.base import Completion, Rollout, SamplingParams
+from rlvr.trainer.checkpoint import CheckpointDir
+from rlvr.trainer.grpo import group_advantages
+from rlvr.trainer.metrics import MetricsLogger, learner_metrics, rollout_metrics
+
+
+class RolloutWorkers(Protocol):
+    def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]: ...
+    def load_weights(self, weights_ref) -> None: ...
+
+
+class RewardWorkers(Protocol):
+    def score(self, samples: list[Sample]) -> list[RewardResult]: ...
+
+
+class Learners(Protocol):
+    def train_grpo(self, rollouts: list[Rollout]) -> dict[str, float]: ...
+    def weights_ref(self): ...
+    def save_checkpoint(self, directory: str, client_state: dict) -> None: ...
+    def load_checkpoint(self, directory: str) -> dict: ...
+
+
+@dataclass
+class Workers:
+    rollout: RolloutWorkers
+    rewards: RewardWorkers
+    learners: Learners
+
+
+class PhaseTimer:
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        yield
+        self.times[f"time/{phase}_s"] = time.perf_counter() - start
+
+
+def sampling_params(cfg: RunConfig, step: int) -> SamplingParams:
+    r = cfg.rollout
+    # the seed depends only on (run seed, step): a resumed run samples exactly what the uninterrupted one did
+    return SamplingParams(n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p,
+                          max_new_tokens=r.max_new_tokens, stop=tuple(r.stop), seed=cfg.run.seed * 1_000_003 + step)
+
+
+def build_rollouts(prompt_ids: list[list[int]], completions: list[Completion], results: list[RewardResult],
+                   G: int, scale_by_std: bool) -> tuple[list[Rollout], torch.Tensor]:
+    rewards_BG = torch.tensor([r.score for r in results], dtype=torch.float32).view(-1, G)
+    adv = group_advantages(rewards_BG, scale_by_std).flatten().tolist()
+    rollouts = [
+        Rollout(prompt_ids[c.prompt_index], c.token_ids, c.logprobs, res.score, a, group=c.prompt_index)
+        for c, res, a in zip(completions, results, adv)
+    ]
+    return rollouts, rewards_BG
+
+
+def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler, logger: MetricsLogger,
+             start_step: int = 0) -> dict[str, float]:
+    ckpt = CheckpointDir(Path(cfg.run.output_dir), cfg.checkpoint.keep_last)
+    G = cfg.rollout.samples_per_prompt
+    metrics: dict[str, float] = {}
+    for step in range(start_step, cfg.run.steps):
+        timer, t0 = PhaseTimer(), time.perf_counter()
+        examples: list[Example] = sampler.next_batch(cfg.data.prompts_per_step)
+        prompt_ids = [render_prompt(tokenizer, cfg.data, ex.prompt) for ex in examples]
+        with timer("rollout"):
+            completions = workers.rollout.generate(prompt_ids, sampling_params(cfg, step))
+        samples = [Sample(examples[c.prompt_index].prompt, c.text, examples[c.prompt_index].reference)
+                   for c in completions]
+        with timer("reward"):
+            results = workers.rewards.score(samples)
+        rollouts, rewards_BG = build_rollouts(prompt_ids, completions, results, G, cfg.algorithm.scale_by_std)
+        with timer("learn"):
+            stats = workers.learners.train_grpo(rollouts)
+        with timer("weight_sync"):
+            workers.rollout.load_weights(workers.learners.weights_ref())
+        timer.times["time/step_s"] = time.perf_counter() - t0
+        lengths = [len(c.token_ids) for c in completions]
+        zero_var = float((rewards_BG.std(dim=-1) == 0).float().mean()) if G > 1 else 1.0
+        metrics = {**rollout_metrics(rewards_BG.flatten().tolist(), lengths, zero_var),
+                   **verdict_fractions(results), **learner_metrics(stats, cfg.algorithm.loss_agg), **timer.times,
+                   "throughput/tokens_per_s": sum(lengths) / max(timer.times["time/rollout_s"], 1e-9)}
+        logger.log(step, metrics)
+        done = step + 1
+        if (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or (done == cfg.run.steps and cfg.checkpoint.save_final):
+            save_checkpoint(cfg, workers, ckpt, sampler, done)
+    return metrics
+
+
+def save_checkpoint(cfg: RunConfig, workers: Workers, ckpt: CheckpointDir, sampler: PromptSampler, step: int):
+    staging = ckpt.staging(step)
+    workers.learners.save_checkpoint(str(staging), {"step": step})
+    return ckpt.commit(staging, {"step": step, "sampler": sampler.state_dict()})
+
+
+def resume(cfg: RunConfig, workers: Workers, sampler: PromptSampler) -> int:
+    """Restore learners, sampler and rollout weights from the newest complete checkpoint; the step to start at."""
+    found = CheckpointDir(Path(cfg.run.output_dir), cfg.checkpoint.keep_last).latest()
+    if found is None:
+        return 0
+    path, state = found
+    workers.learners.load_checkpoint(str(path))
+    sampler.load_state_dict(state["sampler"])
+    workers.rollout.load_weights(workers.learners.weights_ref())
+    print(f"[rlvr] resumed from {path} at step {state['step']}", flush=True)
+    return int(state["step"])
