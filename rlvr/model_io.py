@@ -81,9 +81,13 @@ def convert_gguf(gguf: Path, out_dir: Path, dtype: str) -> Path:
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=DTYPES[dtype])
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The GGUF load marks the (already dequantised) model as quantised: save_pretrained and trainers refuse it.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    # The GGUF load leaves a quantization_config behind; trainers refuse a model that claims to be quantised.
     cfg_path = tmp / "config.json"
     config = json.loads(cfg_path.read_text())
     config.pop("quantization_config", None)
