@@ -124,7 +124,10 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     report = {"cpus": os.cpu_count()}
+    start = time.perf_counter()
     with RewardService(RewardsSection(timeout_s=args.timeout)) as svc:
+        # what replacing a killed worker costs: a fresh interpreter importing math-verify and sympy
+        report["worker_start_s"] = round(time.perf_counter() - start, 2)
         gsm = gsm8k_samples(args.gsm8k_n, rng)
         svc.score(gsm[:100])  # warm-up: first parses load math-verify's grammar
         report["gsm8k_in_process_checks_per_s"] = in_process(gsm[:5000])

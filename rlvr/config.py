@@ -140,6 +140,14 @@ class AlgorithmSection(_Section):
     """Divide group-centred rewards by the group's std (GRPO); False gives Dr. GRPO's centred rewards."""
     mini_batches: int = Field(1, ge=1)
     """Optimizer steps per rollout batch (>1 makes later updates off-policy; the clip then matters)."""
+    drop_zero_variance_groups: bool = False
+    """Replace groups whose rewards are all equal (no gradient) with freshly sampled prompts' groups."""
+    max_refill_draws: int = Field(4, ge=1)
+    """With drop_zero_variance_groups: at most this many extra rollout batches per step; short steps are filled
+    with zero-variance groups so the batch keeps its size."""
+    preflight_prompts: int = Field(0, ge=0)
+    """Before training, sample G completions for this many training prompts and report pass@G and the share of
+    groups with mixed rewards (0: skip)."""
 
 
 class LearnerSection(_Section):

@@ -296,3 +296,11 @@ def test_pool_in_a_job_with_working_dir(ray_cluster, user_dir):
                           timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert 'VERDICTS ["correct", "incorrect"]' in done.stdout, done.stdout[-2000:]
+
+
+def test_service_recycles_a_worker_that_grew_too_large():
+    with RewardService(RewardsSection(), recycle_rss_mb=1) as svc:  # every worker is over 1 MB
+        first = svc.worker_pid()
+        assert svc.score([RIGHT])[0].verdict == Verdict.CORRECT
+        assert svc.restarts == 1 and svc.worker_pid() != first
+        assert svc.score([WRONG])[0].verdict == Verdict.INCORRECT

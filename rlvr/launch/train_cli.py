@@ -41,6 +41,26 @@ def preflight(cfg: RunConfig):
     return model_path, load_tokenizer(model_path), examples
 
 
+def run_preflight(cfg: RunConfig, workers, tokenizer, examples) -> dict:
+    """pass@G and the share of groups with mixed rewards on training prompts, before the first step."""
+    import json
+
+    from rlvr.data.prompts import render_prompt
+    from rlvr.trainer.group_health import preflight
+    from rlvr.trainer.grpo_loop import sampling_params
+
+    chosen = examples[: cfg.algorithm.preflight_prompts]
+    report = preflight(
+        workers.rollout, [ex.prompt for ex in chosen], [ex.reference for ex in chosen],
+        lambda samples: [r.score for r in workers.rewards.score(samples)], cfg.rollout.samples_per_prompt,
+        encode=lambda p: render_prompt(tokenizer, cfg.data, p), params=sampling_params(cfg, step=-1),
+    )
+    (Path(cfg.run.output_dir) / "preflight.json").write_text(json.dumps(report, indent=2))
+    print(f"[rlvr] preflight on {report['prompts']} prompts: pass@{report['G']}={report['pass_at_G']:.3f} "
+          f"mixed groups={report['mixed_fraction']:.3f} mean reward={report['mean_reward']:.3f}", flush=True)
+    return report
+
+
 def run_grpo_job(cfg: RunConfig) -> dict[str, float]:
     from rlvr.actors.learner_group import LearnerGroup
     from rlvr.actors.reward_pool import RewardPool
@@ -62,6 +82,8 @@ def run_grpo_job(cfg: RunConfig) -> dict[str, float]:
         )
         sampler = PromptSampler(examples, cfg.run.seed)
         start = resume(cfg, workers, sampler) if cfg.checkpoint.resume else 0
+        if cfg.algorithm.preflight_prompts and start == 0:
+            run_preflight(cfg, workers, tokenizer, examples)
         logger = MetricsLogger(cfg, Path(cfg.run.output_dir))
         try:
             return run_grpo(cfg, workers, tokenizer, sampler, logger, start)

@@ -1,14 +1,14 @@
-"""Pure answer-extraction helpers: text in, answer string out. No sympy, no signals, no I/O.
+r"""Pure answer-extraction helpers: text in, answer string out. No sympy, no signals, no I/O.
 
 Shared by the math reward and the eval harness. Everything here is linear-time regex or scanning, so it is safe on
-megabyte completions; parsing numbers goes through `fractions.Fraction`, never `eval`. The functions that return a number raise
-`NumberTooLong` when the number they would return has more than `MAX_DIGITS` digits.
+megabyte completions; numbers are parsed by `fractions.Fraction`, never `eval`. The functions that return a number
+raise `NumberTooLong` when it has more than `MAX_DIGITS` digits.
 
 Public bugs these helpers are written against (each has a row in tests/test_rewards_table.py):
 - "The answer is 72." must give 72, not fail on the period;
-- `\\boxed` patterns live in raw strings, where `\\b` is a backslash and a "b", not a word boundary;
+- a regex for `\boxed` must escape its backslash: in a raw string, r"\boxed" is a word boundary and "oxed";
 - "$1,234.50", "25%", "18 apples" and "18.00" are numbers with decoration, not mismatches;
-- a hallucinated continuation ("18\\nQuestion: Tom has 5 apples") is cut at a stop string before extraction.
+- a hallucinated continuation ("18\nQuestion: Tom has 5 apples") is cut at a stop string before extraction.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _ANSWER_IS_RE = re.compile(
     re.IGNORECASE,
 )
 _BRACE_RE = re.compile(r"[{}]")
-_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")  # raw string: "\\b" is a literal backslash-b, not a word boundary
+_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")  # "\\" is the backslash itself; a lone r"\b" is a word boundary
 
 # LaTeX decoration around a number inside \boxed{}: units in \text{}, escaped $ and %, degree signs, thin spaces.
 _LATEX_NOISE = [

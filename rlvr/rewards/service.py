@@ -188,15 +188,20 @@ class RewardService:
         self._worker = None  # if the new one fails to start, the next call tries again
         self._worker = _WorkerProcess(self._init, self._startup_timeout_s)
 
-    def _score_until_failure(self, payload: list[tuple]) -> list[RewardResult]:
-        """Score from the start of `payload` until done or until a check is killed or kills its worker; the
-        failed sample gets its verdict here and the caller resumes after it with a fresh worker."""
+    def _start_batch(self, payload: list[tuple]) -> _WorkerProcess:
         worker = self._live_worker()
         try:
             worker.send(("score", payload))
-        except OSError:  # died between batches: not this batch's fault, so retry on a fresh worker
+        except OSError:  # it died between batches: not this batch's fault, so once more on a fresh worker
             self._replace()
-            return []
+            worker = self._live_worker()
+            worker.send(("score", payload))
+        return worker
+
+    def _score_until_failure(self, payload: list[tuple]) -> list[RewardResult]:
+        """Score from the start of `payload` until done or until a check is killed or kills its worker; the
+        failed sample gets its verdict here and the caller resumes after it with a fresh worker."""
+        worker = self._start_batch(payload)
         out: list[RewardResult] = []
         started = time.perf_counter()
         try:
@@ -213,8 +218,9 @@ class RewardService:
                 started = now
             done = worker.recv(self.timeout_s)
         except (EOFError, OSError):
-            reason = f"reward worker died ({worker.describe_exit()})"
-            out.append(self._failed(Verdict.ERROR, reason, time.perf_counter() - started))
+            if len(out) < len(payload):  # a death after the last result costs no sample its verdict
+                reason = f"reward worker died ({worker.describe_exit()})"
+                out.append(self._failed(Verdict.ERROR, reason, time.perf_counter() - started))
             self._replace()
             return out
         if done is None or done[1] > self._recycle_bytes:

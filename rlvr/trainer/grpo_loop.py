@@ -58,52 +58,99 @@ class PhaseTimer:
     def __call__(self, phase: str):
         start = time.perf_counter()
         yield
-        self.times[f"time/{phase}_s"] = time.perf_counter() - start
+        key = f"time/{phase}_s"  # accumulates: a refilled step rolls out more than once
+        self.times[key] = self.times.get(key, 0.0) + time.perf_counter() - start
 
 
-def sampling_params(cfg: RunConfig, step: int) -> SamplingParams:
+def sampling_params(cfg: RunConfig, step: int, draw: int = 0) -> SamplingParams:
     r = cfg.rollout
-    # the seed depends only on (run seed, step): a resumed run samples exactly what the uninterrupted one did
+    # the seed depends only on (run seed, step, draw): a resumed run samples exactly what the uninterrupted one did
     return SamplingParams(n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p,
-                          max_new_tokens=r.max_new_tokens, stop=tuple(r.stop), seed=cfg.run.seed * 1_000_003 + step)
+                          max_new_tokens=r.max_new_tokens, stop=tuple(r.stop),
+                          seed=cfg.run.seed * 1_000_003 + step * 1_000 + draw)
 
 
-def build_rollouts(prompt_ids: list[list[int]], completions: list[Completion], results: list[RewardResult],
-                   G: int, scale_by_std: bool) -> tuple[list[Rollout], torch.Tensor]:
-    rewards_BG = torch.tensor([r.score for r in results], dtype=torch.float32).view(-1, G)
-    adv = group_advantages(rewards_BG, scale_by_std).flatten().tolist()
+@dataclass
+class Group:
+    """One prompt and its G scored completions."""
+
+    prompt_ids: list[int]
+    completions: list[Completion]
+    results: list[RewardResult]
+
+    @property
+    def rewards(self) -> list[float]:
+        return [r.score for r in self.results]
+
+
+def sample_groups(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler, params: SamplingParams,
+                  timer: PhaseTimer) -> list[Group]:
+    """prompts_per_step prompts -> G completions each -> rewards."""
+    examples: list[Example] = sampler.next_batch(cfg.data.prompts_per_step)
+    prompt_ids = [render_prompt(tokenizer, cfg.data, ex.prompt) for ex in examples]
+    with timer("rollout"):
+        completions = workers.rollout.generate(prompt_ids, params)
+    samples = [Sample(examples[c.prompt_index].prompt, c.text, examples[c.prompt_index].reference)
+               for c in completions]
+    with timer("reward"):
+        results = workers.rewards.score(samples)
+    G = params.n
+    return [Group(prompt_ids[i], completions[i * G:(i + 1) * G], results[i * G:(i + 1) * G])
+            for i in range(len(prompt_ids))]
+
+
+def refill_informative(groups: list[Group], draw, max_draws: int) -> tuple[list[Group], int]:
+    """Keep groups with mixed rewards, drawing more until the batch is full of them or max_draws is spent;
+    a batch still short is topped up with zero-variance groups (advantage 0) so its size never changes."""
+    keep = len(groups)
+    informative = [g for g in groups if max(g.rewards) > min(g.rewards)]
+    spare = [g for g in groups if max(g.rewards) == min(g.rewards)]
+    draws = 0
+    while len(informative) < keep and draws < max_draws:
+        draws += 1
+        for g in draw(draws):
+            (informative if max(g.rewards) > min(g.rewards) else spare).append(g)
+    return (informative + spare)[:keep], draws
+
+
+def build_rollouts(groups: list[Group], scale_by_std: bool) -> tuple[list[Rollout], torch.Tensor]:
+    rewards_BG = torch.tensor([g.rewards for g in groups], dtype=torch.float32)
+    adv_BG = group_advantages(rewards_BG, scale_by_std).tolist()
     rollouts = [
-        Rollout(prompt_ids[c.prompt_index], c.token_ids, c.logprobs, res.score, a, group=c.prompt_index)
-        for c, res, a in zip(completions, results, adv)
+        Rollout(g.prompt_ids, c.token_ids, c.logprobs, res.score, a, group=b)
+        for b, g in enumerate(groups) for c, res, a in zip(g.completions, g.results, adv_BG[b])
     ]
     return rollouts, rewards_BG
+
+
+def zero_variance_fraction(groups: list[Group]) -> float:
+    return sum(max(g.rewards) == min(g.rewards) for g in groups) / len(groups)
 
 
 def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler, logger: MetricsLogger,
              start_step: int = 0) -> dict[str, float]:
     ckpt = CheckpointDir(Path(cfg.run.output_dir), cfg.checkpoint.keep_last)
-    G = cfg.rollout.samples_per_prompt
     metrics: dict[str, float] = {}
     for step in range(start_step, cfg.run.steps):
         timer, t0 = PhaseTimer(), time.perf_counter()
-        examples: list[Example] = sampler.next_batch(cfg.data.prompts_per_step)
-        prompt_ids = [render_prompt(tokenizer, cfg.data, ex.prompt) for ex in examples]
-        with timer("rollout"):
-            completions = workers.rollout.generate(prompt_ids, sampling_params(cfg, step))
-        samples = [Sample(examples[c.prompt_index].prompt, c.text, examples[c.prompt_index].reference)
-                   for c in completions]
-        with timer("reward"):
-            results = workers.rewards.score(samples)
-        rollouts, rewards_BG = build_rollouts(prompt_ids, completions, results, G, cfg.algorithm.scale_by_std)
+        groups = sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step), timer)
+        zero_var, draws = zero_variance_fraction(groups), 0
+        if cfg.algorithm.drop_zero_variance_groups:
+            def draw(d: int) -> list[Group]:
+                return sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step, d), timer)
+            groups, draws = refill_informative(groups, draw, cfg.algorithm.max_refill_draws)
+        rollouts, rewards_BG = build_rollouts(groups, cfg.algorithm.scale_by_std)
         with timer("learn"):
             stats = workers.learners.train_grpo(rollouts)
         with timer("weight_sync"):
             workers.rollout.load_weights(workers.learners.weights_ref())
         timer.times["time/step_s"] = time.perf_counter() - t0
-        lengths = [len(c.token_ids) for c in completions]
-        zero_var = float((rewards_BG.std(dim=-1) == 0).float().mean()) if G > 1 else 1.0
+        lengths = [len(r.completion_ids) for r in rollouts]
         metrics = {**rollout_metrics(rewards_BG.flatten().tolist(), lengths, zero_var),
-                   **verdict_fractions(results), **learner_metrics(stats, cfg.algorithm.loss_agg), **timer.times,
+                   **verdict_fractions([res for g in groups for res in g.results]),
+                   **learner_metrics(stats, cfg.algorithm.loss_agg), **timer.times,
+                   "groups/refill_draws": float(draws), "groups/trained_zero_variance_fraction":
+                   zero_variance_fraction(groups),
                    "throughput/tokens_per_s": sum(lengths) / max(timer.times["time/rollout_s"], 1e-9)}
         logger.log(step, metrics)
         done = step + 1
