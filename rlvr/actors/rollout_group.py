@@ -1,36 +1,93 @@
-"""The rollout workers as one engine: prompts are split across workers and completions gathered in order."""
+"""The rollout workers as one engine: prompts are split across workers and completions gathered in order.
+
+A worker that dies (killed, out of memory, node lost) is created again in its own placement bundle, given the
+newest weights, and its shard is generated again. Its sampling seed depends only on (step, worker index), so the
+redone shard is exactly what the dead worker would have returned: the step is neither lost nor changed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import ray
+from ray.exceptions import GetTimeoutError, RayActorError
 
-from rlvr.actors.calls import gather
+from rlvr.actors.calls import ActorDied, ActorTimeout, gather, wait_all
 from rlvr.config import RunConfig
 from rlvr.rollout.base import Completion, SamplingParams
 from rlvr.rollout.worker import RolloutWorker
 from rlvr.trainer.batch import shard
 
+log = logging.getLogger("rlvr")
+
 
 class RolloutGroup:
-    def __init__(self, cfg: RunConfig, model_path: str, scheduling: list[dict]):
+    def __init__(self, cfg: RunConfig, model_path: str, scheduling: list[dict], max_restarts_per_call: int = 2):
+        self.cfg, self.model_path, self.scheduling = cfg, model_path, scheduling
         self.timeout = cfg.cluster.actor_timeout_s
-        remote = ray.remote(RolloutWorker)
+        self.max_restarts_per_call = max_restarts_per_call
+        self._remote = ray.remote(RolloutWorker)
         n = cfg.rollout.num_actors
-        self.actors = [remote.options(**scheduling[i]).remote(cfg, model_path, i) for i in range(n)]
         self.names = [f"rollout worker {i}" for i in range(n)]
-        gather([a.ping.remote() for a in self.actors], self.names, self.timeout)
+        self.generation = [0] * n
+        self.actors = [self._create(i) for i in range(n)]
+        self._weights_ref = None  # the newest weights, for workers created after a death
+        self.restarts = 0
+        gather([a.ping.remote() for a in self.actors], self.names, self.timeout, "start")
+
+    def _create(self, i: int):
+        options = dict(self.scheduling[i])
+        if options.get("name"):  # a dead actor's name may not be released yet: the new one gets its own
+            options["name"] += f"-r{self.generation[i]}" if self.generation[i] else ""
+        return self._remote.options(**options).remote(self.cfg, self.model_path, i)
+
+    def _restart(self, i: int, cause: str) -> None:
+        self.generation[i] += 1
+        self.restarts += 1
+        log.warning("%s died during %s; creating it again (restart %d)", self.names[i], cause, self.restarts)
+        print(f"[rlvr] {self.names[i]} died during {cause}; restarted it and redoing its work", flush=True)
+        self.actors[i] = self._create(i)
+        if self._weights_ref is not None:
+            gather([self.actors[i].load_weights.remote(self._weights_ref)], self.names[i:i + 1], self.timeout,
+                   "loading weights after a restart")
+
+    def _call_all(self, what: str, submit) -> list:
+        """`submit(i, actor)` on every worker; a worker that dies is restarted and its call submitted again."""
+        results: list = [None] * len(self.actors)
+        todo, tries = list(range(len(self.actors))), 0
+        while todo:
+            refs = [submit(i, self.actors[i]) for i in todo]
+            try:
+                wait_all(refs, [self.names[i] for i in todo], self.timeout, what)
+            except ActorDied:
+                pass  # some calls may still be running: collect per call below, and wait again for what remains
+            redo = []
+            for i, ref in zip(todo, refs):
+                try:
+                    results[i] = ray.get(ref, timeout=self.timeout)
+                except RayActorError:
+                    redo.append(i)
+                except GetTimeoutError:
+                    raise ActorTimeout(f"{self.names[i]} did not answer within {self.timeout:.0f} s ({what})",
+                                       self.names[i]) from None
+            if redo and tries >= self.max_restarts_per_call:
+                raise ActorDied(f"{self.names[redo[0]]} died {tries + 1} times during one {what}", self.names[redo[0]])
+            for i in redo:
+                self._restart(i, what)
+            todo, tries = redo, tries + 1
+        return results
 
     def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
         parts = shard(prompt_ids, len(self.actors))
-        # each worker gets its own seed so workers do not draw the same samples
-        refs = [
-            a.generate.remote(p, dataclasses.replace(params, seed=None if params.seed is None else params.seed + i))
-            for i, (a, p) in enumerate(zip(self.actors, parts))
-        ]
+
+        def submit(i, actor):
+            # each worker gets its own seed so workers do not draw the same samples
+            seed = None if params.seed is None else params.seed + i
+            return actor.generate.remote(parts[i], dataclasses.replace(params, seed=seed))
+
         results, offset = [], 0
-        for part, completions in zip(parts, gather(refs, self.names, self.timeout)):
+        for part, completions in zip(parts, self._call_all("generate", submit)):
             for c in completions:
                 c.prompt_index += offset
             results.extend(completions)
@@ -38,7 +95,8 @@ class RolloutGroup:
         return results
 
     def load_weights(self, weights_ref: ray.ObjectRef) -> None:
-        gather([a.load_weights.remote(weights_ref) for a in self.actors], self.names, self.timeout)
+        self._weights_ref = weights_ref
+        self._call_all("load_weights", lambda i, actor: actor.load_weights.remote(weights_ref))
 
     def shutdown(self) -> None:
         for a in self.actors:
