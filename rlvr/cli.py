@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from rlvr.actors.calls import ActorFailure
 from rlvr.config import ConfigError
 
 # subcommand -> "module:function"; each function takes argv (the arguments after the subcommand) and returns an exit code.
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"rlvr: error: {exc}", file=sys.stderr)
         return 2
+    except ActorFailure as exc:
+        # an actor that cannot be replaced (a learner rank) died or hung: the run stops with its actors removed,
+        # and its checkpoints are intact
+        print(f"rlvr: run stopped: {exc}; continue from the last checkpoint with --set checkpoint.resume=true",
+              file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ class ModelSection(_Section):
     random_init: RandomInit | None = None
     """Build a model with random weights instead of loading one."""
     tokenizer: str = "char"
-    """For random_init: `char` (a built-in character-level tokenizer) or a tokenizer directory."""
+    """For random_init: `char` (a built-in character-level tokenizer), `synthetic_bpe` (a BPE trained in-process on
+    the generated math corpus, saved with a ChatML chat template) or a tokenizer directory."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
     @model_validator(mode="after")
@@ -67,8 +68,9 @@ class ModelSection(_Section):
 
 
 class DataSection(_Section):
-    source: Literal["copy_digits", "add_digits", "gsm8k", "jsonl"] = "copy_digits"
-    """Built-in generated tasks (`copy_digits`, `add_digits`), GSM8K JSONL, or a JSONL with prompt/answer keys."""
+    source: Literal["copy_digits", "add_digits", "word_problems", "gsm8k", "jsonl"] = "copy_digits"
+    """Built-in generated tasks (`copy_digits`, `add_digits`, `word_problems`: the train split of
+    `rlvr.data.synthetic`), GSM8K JSONL, or a JSONL with prompt/answer keys."""
     path: str | None = None
     """JSONL file for `gsm8k`/`jsonl` sources."""
     prompt_key: str = "question"
@@ -197,6 +199,62 @@ class CheckpointSection(_Section):
     """Continue from the newest checkpoint in OUTPUT_DIR/checkpoints if there is one."""
 
 
+class LMStageSection(_Section):
+    """A causal-LM stage on the learner actors: pretraining (loss on every token) or SFT (on assistant tokens)."""
+
+    source: Literal["arithmetic", "word_problems", "jsonl"] = "arithmetic"
+    """Generated `arithmetic` text (pretraining), generated `word_problems` as chats (SFT), or a JSONL file."""
+    path: str | None = None
+    """JSONL for source=jsonl: pretraining reads `text_key`; SFT reads `messages_key` (a list of {role, content})
+    or else a `prompt_key`/`answer_key` pair as one user and one assistant turn."""
+    text_key: str = "text"
+    messages_key: str = "messages"
+    prompt_key: str = "question"
+    answer_key: str = "answer"
+    num_examples: int = Field(20000, ge=1)
+    """For generated sources: documents or conversations to generate."""
+    seq_len: int = Field(256, ge=8, le=65536)
+    packing: bool = True
+    """Several documents per row, each attending only to itself; False: one document per (padded) row."""
+    steps: int = Field(100, ge=1)
+    """Optimizer steps of the stage (the data is cycled in reshuffled epochs)."""
+    batch_rows: int = Field(16, ge=1)
+    """Rows of seq_len tokens per optimizer step, over all learner ranks."""
+    interpolate_alpha: float = Field(1.0, ge=0, le=1)
+    """Export θ = (1−α)·θ_start + α·θ_end at the end of the stage (1: the trained weights)."""
+    log_every: int = Field(10, ge=1)
+
+
+class StageSpec(_Section):
+    """One stage of a pipeline: its kind and the config values that differ for it."""
+
+    kind: Literal["pretrain", "sft", "grpo"]
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Directory under run.output_dir and the name `--stage` selects (default: the kind)."""
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    """Nested config values for this stage only, e.g. {learner: {lr: 1.0e-3}}; checked like the whole config."""
+
+    @property
+    def stage_name(self) -> str:
+        return self.name or self.kind
+
+
+class StageEvalSection(_Section):
+    """Greedy accuracy on a held-out set after every stage of a pipeline (math reward)."""
+
+    enabled: bool = True
+    source: Literal["word_problems", "gsm8k", "jsonl"] = "word_problems"
+    """`word_problems`: the held-out split of the generated problems (disjoint from training)."""
+    path: str | None = None
+    prompt_key: str = "question"
+    answer_key: str = "answer"
+    num_examples: int = Field(200, ge=1)
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(100, ge=1)
+    chat_template: bool = True
+    """Prompt as a user turn of the tokenizer's chat template (as SFT and GRPO see it)."""
+
+
 class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)
     model: ModelSection
@@ -208,6 +266,12 @@ class RunConfig(_Section):
     cluster: ClusterSection = Field(default_factory=ClusterSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
+    pretrain: LMStageSection = Field(default_factory=LMStageSection)
+    sft: LMStageSection = Field(default_factory=lambda: LMStageSection(source="word_problems"))
+    stages: list[StageSpec] = Field(default_factory=list)
+    """A pipeline (e.g. pretrain -> sft -> grpo), each stage starting from the previous one's final export;
+    empty: one GRPO stage (rlvr.launch.pipeline)."""
+    stage_eval: StageEvalSection = Field(default_factory=StageEvalSection)
 
     @model_validator(mode="after")
     def _batch_divides(self) -> RunConfig:

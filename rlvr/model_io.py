@@ -112,7 +112,12 @@ def resolve_model_path(cfg: ModelSection, work_dir: str | Path, seed: int = 0) -
     if cfg.random_init is not None:
         out = work_dir / "init_model"
         if not (out / "config.json").exists():
-            tokenizer = build_char_tokenizer() if cfg.tokenizer == "char" else _load_tokenizer(cfg.tokenizer)
+            if cfg.tokenizer == "synthetic_bpe":
+                from rlvr.data.tokenizer_train import synthetic_math_tokenizer
+
+                tokenizer = synthetic_math_tokenizer(seed)
+            else:
+                tokenizer = build_char_tokenizer() if cfg.tokenizer == "char" else _load_tokenizer(cfg.tokenizer)
             model = build_random_model(cfg, tokenizer, seed)
             model.save_pretrained(out)
             tokenizer.save_pretrained(out)

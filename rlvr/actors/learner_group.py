@@ -12,7 +12,9 @@ from rlvr.trainer.learner import Learner
 
 
 class LearnerGroup:
-    def __init__(self, cfg: RunConfig, model_path: str, scheduling: list[dict], total_optim_steps: int):
+    def __init__(self, cfg: RunConfig, model_path: str, scheduling: list[dict], total_optim_steps: int,
+                 grad_accum_steps: int | None = None):
+        """`grad_accum_steps`: micro-batches per rank per optimizer step (default: the GRPO batch's)."""
         self.cfg = cfg
         self.timeout = cfg.cluster.actor_timeout_s
         n = cfg.learner.num_actors
@@ -20,15 +22,15 @@ class LearnerGroup:
         self.actors = [remote.options(**scheduling[r]).remote(cfg, model_path, r, n) for r in range(n)]
         self.names = [f"learner rank {r}" for r in range(n)]
         addr, port = gather([self.actors[0].master_address.remote()], self.names[:1], self.timeout)[0]
-        self._all("setup", addr, port, cfg.grad_accum_steps, total_optim_steps)
+        self._all("setup", addr, port, grad_accum_steps or cfg.grad_accum_steps, total_optim_steps)
 
     def _all(self, method: str, *args) -> list:
-        return gather([getattr(a, method).remote(*args) for a in self.actors], self.names, self.timeout)
+        return gather([getattr(a, method).remote(*args) for a in self.actors], self.names, self.timeout, method)
 
     def _sharded(self, method: str, rollouts: list[Rollout]) -> list:
         parts = shard(rollouts, len(self.actors))
         refs = [getattr(a, method).remote(p) for a, p in zip(self.actors, parts)]
-        return gather(refs, self.names, self.timeout)
+        return gather(refs, self.names, self.timeout, method)
 
     def train_grpo(self, rollouts: list[Rollout]) -> dict[str, float]:
         """Summed statistics over ranks (sums stay sums; grad_norm and lr are the same on every rank)."""
@@ -36,6 +38,15 @@ class LearnerGroup:
         totals = {k: sum(r[k] for r in per_rank) for k in per_rank[0]}
         totals["grad_norm"], totals["lr"] = per_rank[0]["grad_norm"], per_rank[0]["lr"]
         return totals
+
+    def train_lm(self, rows: list) -> dict[str, float]:
+        """One optimizer step of a pretraining/SFT stage on packed rows split across ranks; sums over ranks."""
+        per_rank = self._sharded("train_lm", rows)
+        return {"loss_sum": sum(r["loss_sum"] for r in per_rank), "tokens": sum(r["tokens"] for r in per_rank),
+                "grad_norm": per_rank[0]["grad_norm"], "lr": per_rank[0]["lr"]}
+
+    def export_interpolated(self, directory: str, alpha: float) -> None:
+        self._all("export_interpolated", directory, alpha)
 
     def completion_logprobs(self, rollouts: list[Rollout]) -> list[list[float]]:
         return [lp for part in self._sharded("completion_logprobs", rollouts) for lp in part]

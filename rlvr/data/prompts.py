@@ -52,6 +52,10 @@ def load_examples(cfg: DataSection, seed: int) -> list[Example]:
         return copy_digits(cfg.num_examples, seed)
     if cfg.source == "add_digits":
         return add_digits(cfg.num_examples, seed)
+    if cfg.source == "word_problems":
+        from rlvr.data.synthetic import word_problems
+
+        return [Example(p.question, str(p.answer)) for p in word_problems(cfg.num_examples, seed)]
     # GSM8K's answer field keeps the worked solution; the reward extracts the gold after '####'
     return read_jsonl(cfg.path, cfg.prompt_key, cfg.answer_key)
 

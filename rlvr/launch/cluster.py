@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 from dataclasses import dataclass
 
 import ray
@@ -24,12 +25,14 @@ class Role:
     spec: ResourceSpec
 
 
-def roles(cfg: RunConfig) -> list[Role]:
-    return [
+def roles(cfg: RunConfig, only: tuple[str, ...] | None = None) -> list[Role]:
+    """`only`: the roles a stage needs (pretraining and SFT need learners alone)."""
+    all_roles = [
         Role("learner", cfg.learner.num_actors, cfg.learner.resources),
         Role("rollout", cfg.rollout.num_actors, cfg.rollout.resources),
         Role("reward", cfg.rewards.num_workers, cfg.rewards.resources),
     ]
+    return [r for r in all_roles if only is None or r.name in only]
 
 
 def bundle(spec: ResourceSpec) -> dict[str, float]:
@@ -52,14 +55,14 @@ def connect(cfg: RunConfig) -> None:
     ray.init(num_cpus=num_cpus, log_to_driver=True)
 
 
-def check_feasible(cfg: RunConfig, nodes: list[dict[str, float]]) -> None:
+def check_feasible(cfg: RunConfig, nodes: list[dict[str, float]], only: tuple[str, ...] | None = None) -> None:
     """Raise ConfigError when the roles cannot all be placed on these nodes (each a dict of total resources)."""
     total: dict[str, float] = {}
     for node in nodes:
         for k, v in node.items():
             total[k] = total.get(k, 0.0) + v
     demand: dict[str, float] = {}
-    for role in roles(cfg):
+    for role in roles(cfg, only):
         b = bundle(role.spec)
         for k, v in b.items():
             demand[k] = demand.get(k, 0.0) + v * role.count
@@ -72,7 +75,7 @@ def check_feasible(cfg: RunConfig, nodes: list[dict[str, float]]) -> None:
         if v > total.get(k, 0.0) + 1e-9:
             raise ConfigError(
                 f"impossible resource request: the run needs {v:g} {k} in all "
-                f"({', '.join(f'{r.count} {r.name}' for r in roles(cfg))}), the cluster has {total.get(k, 0.0):g}"
+                f"({', '.join(f'{r.count} {r.name}' for r in roles(cfg, only))}), the cluster has {total.get(k, 0.0):g}"
             )
 
 
@@ -88,9 +91,12 @@ def alive_nodes() -> list[dict[str, float]]:
 class Placement:
     """One placement group for the whole run; `scheduling(role)` gives the Ray options for each of its actors."""
 
-    def __init__(self, cfg: RunConfig):
-        check_feasible(cfg, alive_nodes())
-        self.roles = roles(cfg)
+    def __init__(self, cfg: RunConfig, only: tuple[str, ...] | None = None):
+        check_feasible(cfg, alive_nodes(), only)
+        self.roles = roles(cfg, only)
+        # actor names show in the dashboard and let tools find a run's actors; the suffix keeps two runs with the
+        # same run.name (in one Ray namespace) apart
+        self.run_id = f"rlvr-{cfg.run.name}-{secrets.token_hex(3)}"
         bundles = [bundle(r.spec) for r in self.roles for _ in range(r.count)]
         self.pg = placement_group(bundles, strategy=cfg.cluster.placement_strategy, name=f"rlvr-{cfg.run.name}")
         ready, _ = ray.wait([self.pg.ready()], timeout=cfg.cluster.actor_timeout_s)
@@ -104,9 +110,10 @@ class Placement:
     def scheduling(self, role_name: str) -> list[dict]:
         index, out = 0, []
         for role in self.roles:
-            for _ in range(role.count):
+            for k in range(role.count):
                 if role.name == role_name:
                     out.append({
+                        "name": f"{self.run_id}/{role.name}-{k}",
                         "num_cpus": role.spec.num_cpus,
                         "num_gpus": role.spec.num_gpus,
                         "resources": dict(role.spec.resources),

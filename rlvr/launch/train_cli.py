@@ -61,7 +61,8 @@ def run_preflight(cfg: RunConfig, workers, tokenizer, examples) -> dict:
     return report
 
 
-def run_grpo_job(cfg: RunConfig) -> dict[str, float]:
+def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
+    """`on_step(step)`: called after each step's metrics are logged (tests use it to inject faults)."""
     from rlvr.actors.learner_group import LearnerGroup
     from rlvr.actors.reward_pool import RewardPool
     from rlvr.actors.rollout_group import RolloutGroup
@@ -77,14 +78,16 @@ def run_grpo_job(cfg: RunConfig) -> dict[str, float]:
         optim_steps = cfg.run.steps * cfg.algorithm.mini_batches
         workers = Workers(
             rollout=RolloutGroup(cfg, model_path, placement.scheduling("rollout")),
-            rewards=RewardPool(cfg.rewards, placement.scheduling("reward")),
+            # completions are cut at the rollout's stop strings before extraction
+            rewards=RewardPool(cfg.rewards, placement.scheduling("reward"),
+                               service_kwargs={"stop": list(cfg.rollout.stop)}),
             learners=LearnerGroup(cfg, model_path, placement.scheduling("learner"), optim_steps),
         )
         sampler = PromptSampler(examples, cfg.run.seed)
         start = resume(cfg, workers, sampler) if cfg.checkpoint.resume else 0
         if cfg.algorithm.preflight_prompts and start == 0:
             run_preflight(cfg, workers, tokenizer, examples)
-        logger = MetricsLogger(cfg, Path(cfg.run.output_dir))
+        logger = MetricsLogger(cfg, Path(cfg.run.output_dir), start, on_step)
         try:
             return run_grpo(cfg, workers, tokenizer, sampler, logger, start)
         finally:

@@ -22,7 +22,7 @@ from rlvr.data.prompts import Example, PromptSampler, render_prompt
 from rlvr.rewards.service import verdict_fractions
 from rlvr.rewards.types import RewardResult, Sample
 from rlvr.rollout.base import Completion, Rollout, SamplingParams
-from rlvr.trainer.checkpoint import CheckpointDir
+from rlvr.trainer.checkpoint import CheckpointDir, load_rng, save_rng
 from rlvr.trainer.grpo import group_advantages
 from rlvr.trainer.metrics import MetricsLogger, learner_metrics, rollout_metrics
 
@@ -160,8 +160,10 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
 
 
 def save_checkpoint(cfg: RunConfig, workers: Workers, ckpt: CheckpointDir, sampler: PromptSampler, step: int):
+    """Learner state, then the driver's (data-loader position, RNG); the checkpoint counts only once committed."""
     staging = ckpt.staging(step)
     workers.learners.save_checkpoint(str(staging), {"step": step})
+    save_rng(staging / "driver_rng.pt")
     return ckpt.commit(staging, {"step": step, "sampler": sampler.state_dict()})
 
 
@@ -171,8 +173,11 @@ def resume(cfg: RunConfig, workers: Workers, sampler: PromptSampler) -> int:
     if found is None:
         return 0
     path, state = found
-    workers.learners.load_checkpoint(str(path))
+    learner_state = workers.learners.load_checkpoint(str(path))
+    if learner_state.get("step") != state["step"]:
+        raise RuntimeError(f"{path}: learner state is from step {learner_state.get('step')}, driver's {state['step']}")
     sampler.load_state_dict(state["sampler"])
+    load_rng(path / "driver_rng.pt")
     workers.rollout.load_weights(workers.learners.weights_ref())
     print(f"[rlvr] resumed from {path} at step {state['step']}", flush=True)
     return int(state["step"])

@@ -18,6 +18,9 @@ from rlvr.model_io import load_model
 from rlvr.rollout.base import Rollout
 from rlvr.trainer import grpo
 from rlvr.trainer.batch import MicroBatch, chunks, collate
+from rlvr.trainer.checkpoint import load_rng, save_rng
+from rlvr.trainer.interpolate import interpolate_state_dicts
+from rlvr.trainer.packing import PackedRow, collate_packed
 from rlvr.trainer.deepspeed_setup import ds_config, free_port, init_process_group, lr_lambda, resolve_backend
 
 
@@ -132,6 +135,44 @@ class Learner:
         totals["lr"] = self.scheduler.get_last_lr()[0]
         return totals
 
+    # -- causal-LM stages (pretraining, SFT) -------------------------------------------------------------------
+
+    def train_lm(self, rows: list[PackedRow]) -> dict[str, float]:
+        """One optimizer step on this rank's packed rows. The loss is the mean next-token NLL over the loss tokens
+        of all ranks together (a global count, as in `_loss_scale`), so any split across ranks gives one result."""
+        micro = [collate_packed(c) for c in chunks(rows, self.cfg.learner.micro_batch_size)]
+        if len(micro) != self.grad_accum_steps:  # DeepSpeed steps the optimizer only at its accumulation boundary
+            raise ValueError(f"rank {self.rank} got {len(micro)} micro-batches for {self.grad_accum_steps} steps")
+        local = sum(int(mb.loss_mask_BT.sum()) for mb in micro)
+        total = torch.tensor([float(local)])
+        dist.all_reduce(total)
+        normalizer = max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)
+        dtype = next(self.engine.module.parameters()).dtype
+        self.engine.train()
+        loss_sum = 0.0
+        for mb in micro:
+            mb = mb.to(self.engine.device)
+            out = self.engine(input_ids=mb.input_ids_BL, position_ids=mb.position_ids_BL,
+                              attention_mask=mb.attn_bias_B1LL.to(dtype), use_cache=False)
+            nll_BT = torch.nn.functional.cross_entropy(out.logits[:, :-1].float().transpose(1, 2), mb.targets_BT,
+                                                       reduction="none")
+            masked = (nll_BT * mb.loss_mask_BT).sum()
+            self.engine.backward(masked / normalizer)
+            self.engine.step()
+            loss_sum += masked.item()
+        return {"loss_sum": loss_sum, "tokens": float(local), "grad_norm": float(self.engine.get_global_grad_norm()
+                or 0.0), "lr": self.scheduler.get_last_lr()[0]}
+
+    def export_interpolated(self, directory: str, alpha: float) -> None:
+        """Overwrite DIRECTORY/hf with (1−α)·θ_start + α·θ_end. θ_start is read back from the stage's starting
+        model directory (it stays on disk for the whole stage) instead of holding a second copy in memory."""
+        weights = self.state_dict()
+        if self.rank == 0:
+            start = load_model(self.model_path, "float32").state_dict()
+            self.engine.module.save_pretrained(Path(directory) / "hf",
+                                               state_dict=interpolate_state_dicts(start, weights, alpha))
+        dist.barrier()
+
     # -- weights and checkpoints -------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, torch.Tensor] | None:
@@ -149,6 +190,7 @@ class Learner:
     def save_checkpoint(self, directory: str, client_state: dict | None = None) -> None:
         """DeepSpeed state (weights, optimizer, scheduler) plus a Hugging Face export for the next stage."""
         self.engine.save_checkpoint(directory, tag="state", client_state=client_state or {})
+        save_rng(Path(directory) / f"rng_rank{self.rank}.pt")  # per rank: dropout or sampling draws differ by rank
         weights = self.state_dict()
         if self.rank == 0:
             hf_dir = Path(directory) / "hf"
@@ -158,6 +200,7 @@ class Learner:
 
     def load_checkpoint(self, directory: str) -> dict:
         _, client_state = self.engine.load_checkpoint(directory, tag="state")
+        load_rng(Path(directory) / f"rng_rank{self.rank}.pt")
         return client_state or {}
 
 

@@ -1,0 +1,123 @@
+"""The pretraining and SFT stages' controller loop, read top to bottom:
+
+    packed rows (reshuffled epochs) -> one optimizer step on every learner rank -> loss, tokens/s
+    -> checkpoint -> at the end, the HF export (optionally interpolated between the stage's start and end)
+
+Both stages are the same loop: what differs is the data (`rlvr.data.lm_data`: plain text with loss on every token,
+or chats with loss on the assistant's tokens), which is decided before the loop starts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Literal, Protocol
+
+from rlvr.config import LMStageSection, RunConfig
+from rlvr.trainer.checkpoint import CheckpointDir
+from rlvr.trainer.packing import PAD_DOC, PackedRow
+
+StageKind = Literal["pretrain", "sft"]
+
+
+class LMLearners(Protocol):
+    def train_lm(self, rows: list[PackedRow]) -> dict[str, float]: ...
+    def save_checkpoint(self, directory: str, client_state: dict) -> None: ...
+    def load_checkpoint(self, directory: str) -> dict: ...
+    def export_interpolated(self, directory: str, alpha: float) -> None: ...
+
+
+def lm_section(cfg: RunConfig, kind: StageKind) -> LMStageSection:
+    return cfg.pretrain if kind == "pretrain" else cfg.sft
+
+
+class RowSampler:
+    """Shuffled epochs of packed rows; `state_dict` restores the position on resume."""
+
+    def __init__(self, rows: list[PackedRow], seed: int):
+        self.rows, self.seed, self.epoch, self.offset = rows, seed, 0, 0
+        self._order = self._shuffled(0)
+
+    def _shuffled(self, epoch: int) -> list[int]:
+        order = list(range(len(self.rows)))
+        random.Random(self.seed * 100_003 + epoch).shuffle(order)
+        return order
+
+    def next_batch(self, k: int) -> list[PackedRow]:
+        out = []
+        while len(out) < k:
+            if self.offset == len(self._order):
+                self.epoch, self.offset = self.epoch + 1, 0
+                self._order = self._shuffled(self.epoch)
+            out.append(self.rows[self._order[self.offset]])
+            self.offset += 1
+        return out
+
+    @property
+    def epochs_done(self) -> float:
+        return self.epoch + self.offset / len(self.rows)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "offset": self.offset}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.offset = state["epoch"], state["offset"]
+        self._order = self._shuffled(self.epoch)
+
+
+def step_metrics(stats: dict[str, float], batch: list[PackedRow], seconds: float, epochs: float) -> dict[str, float]:
+    tokens = sum(int((r.doc_ids_L != PAD_DOC).sum()) for r in batch)
+    return {"lm/loss": stats["loss_sum"] / max(stats["tokens"], 1.0), "lm/loss_tokens": stats["tokens"],
+            "throughput/tokens_per_s": tokens / max(seconds, 1e-9), "learner/grad_norm": stats["grad_norm"],
+            "learner/lr": stats["lr"], "data/epochs": epochs, "time/step_s": seconds}
+
+
+def run_lm(kind: StageKind, cfg: RunConfig, learners: LMLearners, rows: list[PackedRow]) -> dict[str, float]:
+    lm = lm_section(cfg, kind)
+    out_dir = Path(cfg.run.output_dir)
+    ckpt = CheckpointDir(out_dir, cfg.checkpoint.keep_last)
+    sampler = RowSampler(rows, cfg.run.seed)
+    start = resume(cfg, learners, sampler, ckpt) if cfg.checkpoint.resume else 0
+    print(f"[rlvr] {kind}: {len(rows)} packed rows of {lm.seq_len} tokens, {lm.steps} steps of {lm.batch_rows} rows",
+          flush=True)
+    metrics: dict[str, float] = {}
+    t_stage = time.perf_counter()
+    with (out_dir / "metrics.jsonl").open("a") as log:
+        for step in range(start, lm.steps):
+            t0 = time.perf_counter()
+            batch = sampler.next_batch(lm.batch_rows)
+            stats = learners.train_lm(batch)
+            metrics = step_metrics(stats, batch, time.perf_counter() - t0, sampler.epochs_done)
+            log.write(json.dumps({"step": step, **metrics}) + "\n")
+            log.flush()
+            done = step + 1
+            if done % lm.log_every == 0 or done == lm.steps:
+                eta = (time.perf_counter() - t_stage) / (done - start) * (lm.steps - done)
+                print(f"[rlvr] {kind} step {done}/{lm.steps} loss={metrics['lm/loss']:.4f} "
+                      f"tokens/s={metrics['throughput/tokens_per_s']:.0f} lr={metrics['learner/lr']:.3g} "
+                      f"epochs={metrics['data/epochs']:.2f} eta={eta:.0f}s", flush=True)
+            final = done == lm.steps
+            if (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or (final and cfg.checkpoint.save_final):
+                save(learners, ckpt, sampler, done, lm.interpolate_alpha if final else 1.0)
+    return metrics
+
+
+def save(learners: LMLearners, ckpt: CheckpointDir, sampler: RowSampler, step: int, alpha: float) -> Path:
+    staging = ckpt.staging(step)
+    learners.save_checkpoint(str(staging), {"step": step})
+    if alpha < 1.0:
+        learners.export_interpolated(str(staging), alpha)
+    return ckpt.commit(staging, {"step": step, "sampler": sampler.state_dict(), "interpolate_alpha": alpha})
+
+
+def resume(cfg: RunConfig, learners: LMLearners, sampler: RowSampler, ckpt: CheckpointDir) -> int:
+    found = ckpt.latest()
+    if found is None:
+        return 0
+    path, state = found
+    learners.load_checkpoint(str(path))
+    sampler.load_state_dict(state["sampler"])
+    print(f"[rlvr] resumed from {path} at step {state['step']}", flush=True)
+    return int(state["step"])
