@@ -111,7 +111,22 @@ class RolloutSection(_Section):
     """HF engine: sequences generated together in one forward pass."""
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1.0)
+    max_model_len: int | None = Field(None, ge=16)
+    weight_sync: Literal["object_store", "cuda_ipc"] = "object_store"
+    """object_store: learner rank 0's weights go through Ray's object store (any engine, any node);
+    cuda_ipc: rank 0 packs bf16 buckets on its GPU and vLLM maps them by CUDA IPC (same GPU(s), no host copy)."""
+    colocate: bool = False
+    """vLLM shares the learners' GPU: it sleeps (frees its memory) while the learners train and wakes to sync."""
+    sleep_level: Literal[1, 2] = 2
+    """vLLM sleep level when colocated: 2 drops the weights too (a full sync follows anyway)."""
+    sync_bucket_mb: float = Field(256.0, gt=0)
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
+
+    @model_validator(mode="after")
+    def _vllm_only(self) -> RolloutSection:
+        if self.engine != "vllm" and (self.weight_sync != "object_store" or self.colocate):
+            raise ValueError("rollout.weight_sync=cuda_ipc and rollout.colocate need rollout.engine=vllm")
+        return self
 
 
 class RewardFunction(_Section):

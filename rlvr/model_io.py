@@ -79,19 +79,20 @@ def convert_gguf(gguf: Path, out_dir: Path, dtype: str) -> Path:
     if (out_dir / "config.json").exists():
         return out_dir
     tmp = out_dir.with_name(out_dir.name + ".tmp")
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=DTYPES[dtype])
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    # The GGUF load marks the (already dequantised) model as quantised: save_pretrained and trainers refuse it.
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=DTYPES[dtype])
+    # A GGUF load marks the (already dequantised) model as quantised, and transformers then refuses to save it and
+    # trainers refuse to train it: move the weights into a fresh model built from the config without that mark.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype])
+    model.load_state_dict(loaded.state_dict())
     model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(tmp)
     cfg_path = tmp / "config.json"
-    config = json.loads(cfg_path.read_text())
-    config.pop("quantization_config", None)
-    cfg_path.write_text(json.dumps(config, indent=2))
+    config_json = json.loads(cfg_path.read_text())
+    config_json.pop("quantization_config", None)
+    cfg_path.write_text(json.dumps(config_json, indent=2))
     os.replace(tmp, out_dir)  # atomic: a crash mid-conversion never leaves a half directory behind
     return out_dir
 

@@ -65,24 +65,10 @@ def build_qwen05b(out: Path, seed: int = 0) -> Path:
 
 
 def convert_smollm2(out: Path) -> Path:
-    """GGUF -> bf16 safetensors. transformers 5.17 marks a GGUF-loaded model as quantised and refuses to save it,
-    so the dequantised weights go into a fresh model built from the same config without quantization_config."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """GGUF -> bf16 safetensors, with the same converter `model.path: smollm2` uses."""
+    from rlvr.model_io import convert_gguf, smollm2_gguf
 
-    from rlvr.model_io import smollm2_gguf
-
-    if (out / "config.json").exists():
-        return out
-    gguf = smollm2_gguf()
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    model.load_state_dict(loaded.state_dict())
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(out)
-    return out
+    return convert_gguf(smollm2_gguf(), out, "bfloat16")
 
 
 def main() -> None:

@@ -57,6 +57,10 @@ class LearnerGroup:
         gather(refs, self.names, self.timeout)  # all ranks take part in a ZeRO-3 gather
         return refs[0]
 
+    def push_weights_ipc(self, engines: list, bucket_mb: float) -> int:
+        """Rank 0 sends its weights straight to colocated vLLM engines by CUDA IPC; all ranks join a ZeRO-3 gather."""
+        return sum(self._all("send_weights_ipc", engines, bucket_mb))
+
     def save_checkpoint(self, directory: str, client_state: dict) -> None:
         self._all("save_checkpoint", directory, client_state)
 

@@ -98,6 +98,13 @@ class RolloutGroup:
         self._weights_ref = weights_ref
         self._call_all("load_weights", lambda i, actor: actor.load_weights.remote(weights_ref))
 
+    def sleep(self, level: int) -> None:
+        """Colocated vLLM: free the GPU for the learners."""
+        self._call_all("sleep", lambda i, actor: actor.sleep.remote(level))
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        self._call_all("wake_up", lambda i, actor: actor.wake_up.remote(tags))
+
     def shutdown(self) -> None:
         for a in self.actors:
             ray.kill(a)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 NAMES = ["Tom", "Ann", "Sam", "Mia", "Ben", "Eva", "Leo", "Zoe", "Max", "Ivy", "Dan", "Amy"]
-ITEMS = ["apple", "pen", "book", "coin", "card", "ball", "shell", "stamp", "cup", "box"]
+ITEMS = ["apple", "pen", "book", "coin", "card", "ball", "shell", "stamp", "cup", "hat"]
 HELD_OUT_EVERY = 8
 """One question in this many (by hash) belongs to the held-out split."""
-MAX_OPERAND = 20
+MAX_OPERAND = 10
+"""Small numbers keep the arithmetic facts few enough for a tiny model to learn in a minute of CPU."""
 
 
 @dataclass(frozen=True)
@@ -27,46 +28,57 @@ class WordProblem:
     answer: int
 
 
+Step = tuple[int, str, int]
+
+
 def is_held_out(question: str) -> bool:
     return zlib.crc32(question.encode()) % HELD_OUT_EVERY == 0
-
-
-def _add(rng: random.Random, name: str, item: str) -> tuple[str, list[tuple[int, str, int]]]:
-    a, b = rng.randint(1, MAX_OPERAND), rng.randint(1, MAX_OPERAND)
-    return f"{name} has {a} {item}s. {name} gets {b} more. How many {item}s does {name} have now?", [(a, "+", b)]
-
-
-def _sub(rng: random.Random, name: str, item: str) -> tuple[str, list[tuple[int, str, int]]]:
-    a = rng.randint(2, MAX_OPERAND)
-    b = rng.randint(1, a)
-    return f"{name} has {a} {item}s. {name} gives away {b}. How many {item}s are left?", [(a, "-", b)]
-
-
-def _mul(rng: random.Random, name: str, item: str) -> tuple[str, list[tuple[int, str, int]]]:
-    a, b = rng.randint(2, 9), rng.randint(2, 9)
-    return f"{name} has {a} bags with {b} {item}s in each bag. How many {item}s does {name} have?", [(a, "*", b)]
-
-
-def _two_step(rng: random.Random, name: str, item: str) -> tuple[str, list[tuple[int, str, int]]]:
-    a, b = rng.randint(1, MAX_OPERAND), rng.randint(1, MAX_OPERAND)
-    c = rng.randint(1, a + b)
-    q = f"{name} has {a} {item}s, gets {b} more and then gives away {c}. How many {item}s does {name} have now?"
-    return q, [(a, "+", b), (a + b, "-", c)]
-
-
-TEMPLATES = (_add, _sub, _mul, _two_step)
 
 
 def _apply(a: int, op: str, b: int) -> int:
     return a + b if op == "+" else a - b if op == "-" else a * b
 
 
+def _operands(rng: random.Random, kind: str) -> list[Step]:
+    """The steps of one problem of each kind: add, subtract, multiply, add-then-subtract."""
+    n = MAX_OPERAND
+    if kind == "add":
+        return [(rng.randint(1, n), "+", rng.randint(1, n))]
+    if kind == "sub":
+        a = rng.randint(2, 2 * n)
+        return [(a, "-", rng.randint(1, a))]
+    if kind == "mul":
+        return [(rng.randint(2, 9), "*", rng.randint(2, 9))]
+    a, b = rng.randint(1, n), rng.randint(1, n)
+    return [(a, "+", b), (a + b, "-", rng.randint(1, a + b))]
+
+
+QUESTIONS = {
+    "add": "{name} has {a} {item}s and gets {b} more. How many {item}s does {name} have?",
+    "sub": "{name} has {a} {item}s and gives away {b}. How many {item}s are left?",
+    "mul": "{name} has {a} bags with {b} {item}s in each. How many {item}s is that?",
+    "two": "{name} has {a} {item}s, gets {b} more and gives away {c}. How many {item}s are left?",
+}
+STATEMENTS = {  # the same situations told as facts: pretraining text, never in question-and-answer form
+    "add": "{name} had {a} {item}s and got {b} more, so {name} had {r} {item}s.",
+    "sub": "{name} had {a} {item}s and gave away {b}, so {r} {item}s were left.",
+    "mul": "{name} had {a} bags with {b} {item}s in each, so {name} had {r} {item}s.",
+    "two": "{name} had {a} {item}s, got {b} more and gave away {c}, so {r} {item}s were left.",
+}
+
+
+def _situation(rng: random.Random) -> tuple[str, list[Step], dict]:
+    kind = rng.choice(("add", "sub", "mul", "two"))
+    steps = _operands(rng, "two" if kind == "two" else kind)
+    slots = {"name": rng.choice(NAMES), "item": rng.choice(ITEMS), "a": steps[0][0], "b": steps[0][2],
+             "c": steps[-1][2], "r": _apply(*steps[-1])}
+    return kind, steps, slots
+
+
 def _problem(rng: random.Random) -> WordProblem:
-    template = rng.choice(TEMPLATES)
-    question, steps = template(rng, rng.choice(NAMES), rng.choice(ITEMS))
+    kind, steps, slots = _situation(rng)
     lines = [f"{a} {op} {b} = {_apply(a, op, b)}" for a, op, b in steps]
-    answer = _apply(*steps[-1])
-    return WordProblem(question, "\n".join(lines) + f"\n#### {answer}", answer)
+    return WordProblem(QUESTIONS[kind].format(**slots), "\n".join(lines) + f"\n#### {slots['r']}", slots["r"])
 
 
 def word_problems(n: int, seed: int, split: Literal["train", "held_out"] = "train") -> list[WordProblem]:
@@ -85,22 +97,18 @@ def word_problems(n: int, seed: int, split: Literal["train", "held_out"] = "trai
     raise ValueError(f"cannot generate {n} distinct {split} word problems")
 
 
-def arithmetic_documents(n: int, seed: int, lines_per_doc: int = 8) -> list[str]:
-    """Pretraining text: documents of equations `a op b = c` over the word problems' number ranges."""
+def arithmetic_documents(n: int, seed: int, lines_per_doc: int = 6) -> list[str]:
+    """Pretraining text: equations `a op b = c` mixed with the same arithmetic told as short stories."""
     rng = random.Random(f"arithmetic/{seed}")
     docs = []
     for _ in range(n):
         lines = []
         for _ in range(lines_per_doc):
-            op = rng.choice("+-*")
-            if op == "*":
-                a, b = rng.randint(2, 9), rng.randint(2, 9)
-            elif op == "-":
-                a = rng.randint(1, 2 * MAX_OPERAND)
-                b = rng.randint(0, a)
+            kind, steps, slots = _situation(rng)
+            if rng.random() < 0.5:
+                lines.append(STATEMENTS[kind].format(**slots))
             else:
-                a, b = rng.randint(0, MAX_OPERAND + 10), rng.randint(0, MAX_OPERAND + 10)
-            lines.append(f"{a} {op} {b} = {_apply(a, op, b)}")
+                lines.extend(f"{a} {op} {b} = {_apply(a, op, b)}" for a, op, b in steps)
         docs.append("\n".join(lines))
     return docs
 

@@ -109,7 +109,9 @@ def run_pipeline(run: RunConfig, only: list[str] | None = None, start_from: str 
     out.mkdir(parents=True, exist_ok=True)
     held_out = held_out_examples(run.stage_eval, run.run.seed) if run.stage_eval.enabled else []
     connect(run)
-    results: dict[str, dict] = {}
+    acc_file = out / "stage_accuracy.json"
+    # running some stages alone keeps the others' earlier results
+    results: dict[str, dict] = json.loads(acc_file.read_text()) if only and acc_file.is_file() else {}
     t0 = time.perf_counter()
     for i, stage in enumerate(stages):
         spec = next(s for s in run.stages if s.stage_name == stage.name)
@@ -126,7 +128,7 @@ def run_pipeline(run: RunConfig, only: list[str] | None = None, start_from: str 
             r = results[stage.name]
             print(f"[rlvr] after {stage.name}: held-out accuracy {r['accuracy']:.3f} ({r['correct']}/{r['n']}), "
                   f"e.g. {r['example_output'][:60]!r}", flush=True)
-        (out / "stage_accuracy.json").write_text(json.dumps(results, indent=2))
+        acc_file.write_text(json.dumps(results, indent=2))
     summary = ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in results.items() if "accuracy" in v)
     print(f"[rlvr] pipeline done in {time.perf_counter() - t0:.0f} s; held-out accuracy: {summary}", flush=True)
     return results

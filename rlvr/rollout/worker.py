@@ -12,7 +12,9 @@ def build_engine(cfg: RunConfig, model_path: str, seed: int):
     if cfg.rollout.engine == "vllm":
         from rlvr.rollout.vllm_engine import VLLMEngine  # lazy: CPU installs have no vLLM
 
-        return VLLMEngine(model_path, cfg.rollout, seed)
+        r = cfg.rollout
+        return VLLMEngine(model_path, r, seed, dtype=cfg.model.dtype, enable_sleep_mode=r.colocate,
+                          bucket_mb=r.sync_bucket_mb, max_model_len=r.max_model_len)
     from rlvr.rollout.hf_engine import HFEngine
 
     return HFEngine.from_path(model_path, cfg.rollout, dtype=cfg.model.dtype)
@@ -28,6 +30,16 @@ class RolloutWorker:
 
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         self.engine.load_weights(state_dict)
+
+    # vLLM only: colocated sleep/wake and CUDA IPC weight loading (see rlvr/rollout/vllm_engine.py)
+    def sleep(self, level: int) -> None:
+        self.engine.sleep(level)
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        self.engine.wake_up(tags)
+
+    def load_ipc_bucket(self, plan_wire: dict, handles: bytes) -> None:
+        self.engine.load_ipc_bucket(plan_wire, handles)
 
     def ping(self) -> bool:
         return True

@@ -141,9 +141,11 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             groups, draws = refill_informative(groups, draw, cfg.algorithm.max_refill_draws)
         rollouts, rewards_BG = build_rollouts(groups, cfg.algorithm.scale_by_std)
         with timer("learn"):
+            if cfg.rollout.colocate:
+                workers.rollout.sleep(cfg.rollout.sleep_level)  # hand the shared GPU to the learners
             stats = workers.learners.train_grpo(rollouts)
         with timer("weight_sync"):
-            workers.rollout.load_weights(workers.learners.weights_ref())
+            sync_weights(cfg, workers)
         timer.times["time/step_s"] = time.perf_counter() - t0
         lengths = [len(r.completion_ids) for r in rollouts]
         metrics = {**rollout_metrics(rewards_BG.flatten().tolist(), lengths, zero_var),
@@ -157,6 +159,18 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
         if (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or (done == cfg.run.steps and cfg.checkpoint.save_final):
             save_checkpoint(cfg, workers, ckpt, sampler, done)
     return metrics
+
+
+def sync_weights(cfg: RunConfig, workers: Workers) -> None:
+    """Learner rank 0's weights into every rollout engine (waking colocated vLLM weights-first, then its cache)."""
+    if cfg.rollout.colocate:
+        workers.rollout.wake_up(["weights"])
+    if cfg.rollout.weight_sync == "cuda_ipc":
+        workers.learners.push_weights_ipc(workers.rollout.actors, cfg.rollout.sync_bucket_mb)
+    else:
+        workers.rollout.load_weights(workers.learners.weights_ref())
+    if cfg.rollout.colocate:
+        workers.rollout.wake_up(["kv_cache"])
 
 
 def save_checkpoint(cfg: RunConfig, workers: Workers, ckpt: CheckpointDir, sampler: PromptSampler, step: int):

@@ -187,6 +187,28 @@ class Learner:
                 return None
             return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
+    def send_weights_ipc(self, engines: list, bucket_mb: float) -> int:
+        """Colocated vLLM: rank 0 packs bf16 buckets on its GPU and each engine maps them by CUDA IPC (no host
+        copy). `engines` are rollout actors with `load_ipc_bucket`; returns the bytes sent (0 on other ranks)."""
+        import deepspeed
+        import ray
+
+        from rlvr.rollout.weight_sync import plan_for, send_ipc
+
+        module = self.engine.module
+        enabled = self.cfg.learner.zero_stage == 3
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None, enabled=enabled):
+            if self.rank != 0:
+                return 0
+            named = [(k, v.detach().to(torch.bfloat16)) for k, v in module.state_dict().items()]
+
+            def deliver(plan_wire: dict, handles: bytes) -> None:
+                # every engine must have loaded the bucket before the buffer is reused
+                ray.get([e.load_ipc_bucket.remote(plan_wire, handles) for e in engines],
+                        timeout=self.cfg.cluster.actor_timeout_s)
+
+            return send_ipc(named, plan_for(named, bucket_mb), deliver)
+
     def save_checkpoint(self, directory: str, client_state: dict | None = None) -> None:
         """DeepSpeed state (weights, optimizer, scheduler) plus a Hugging Face export for the next stage."""
         self.engine.save_checkpoint(directory, tag="state", client_state=client_state or {})

@@ -1,0 +1,110 @@
+"""Metrics reach every sink: Ray's Prometheus export of a head (from a job submitted with `rlvr submit`), the
+TensorBoard event files, W&B offline, and the driver's progress bar."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rlvr.config import load_config
+from rlvr.trainer.deepspeed_setup import free_port
+from rlvr.trainer.metrics import MetricsLogger, prometheus_name
+from tests import rl_runs
+from tests.test_job_submit import wait_for_http
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+EXPORTED = ("reward/mean", "reward/verdict_correct", "learner/pg_loss", "learner/entropy", "learner/clip_fraction",
+            "response/length_mean", "time/rollout_s", "time/reward_s", "time/learn_s", "time/weight_sync_s",
+            "throughput/tokens_per_s")
+
+
+@pytest.fixture
+def metrics_head(tmp_path_factory):
+    """`ray start --head` with a metrics export port; Ray's metrics are flushed every second instead of ten."""
+    gcs, dash, metrics = free_port(), free_port(), free_port()
+    temp = tmp_path_factory.mktemp("rayhead")
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_metrics_report_interval_ms": "1000",
+           "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}  # the job's `python` is this venv's
+    head = subprocess.Popen(
+        [str(VENV_BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", f"--dashboard-port={dash}",
+         f"--metrics-export-port={metrics}", "--num-cpus=4", "--include-dashboard=true", f"--temp-dir={temp}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_http(f"http://127.0.0.1:{dash}/api/version", 120)
+        yield f"http://127.0.0.1:{dash}", f"http://127.0.0.1:{metrics}/metrics"
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+
+
+def scrape_until(url: str, names: list[str], proc: subprocess.Popen, deadline_s: float) -> str:
+    """Poll the Prometheus endpoint until every name has a sample for our run (or the job ends, or time runs out)."""
+    end, text = time.monotonic() + deadline_s, ""
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:  # the node's metrics agent starts a little after the head answers
+            text = ""
+        if all(re.search(rf'^ray_{n}{{[^}}]*run="metricsrun"', text, re.M) for n in names):
+            return text
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    return text
+
+
+def test_submitted_job_exports_rl_metrics_to_prometheus(metrics_head, tmp_path):
+    dashboard, metrics_url = metrics_head
+    out = tmp_path / "run"
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    cmd = [sys.executable, "-m", "rlvr", "submit", "configs/tiny.yaml", "--address", dashboard,
+           "--python", sys.executable, "--set", "run.name=metricsrun", "--set", "run.steps=40",
+           "--set", f"run.output_dir={out}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    names = [prometheus_name(k) for k in ("step", *EXPORTED)]
+    try:
+        text = scrape_until(metrics_url, names, proc, deadline_s=300)
+        stdout, _ = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stdout[-3000:]
+    missing = [n for n in names if f"ray_{n}{{" not in text]
+    assert not missing, f"not exported: {missing}"
+    assert "[rlvr] submitted" in stdout and "[rlvr] step 40/40" in stdout and "SUCCEEDED" in stdout
+
+
+def test_tensorboard_event_files_hold_the_run(ray_cluster, tiny_model_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    want = rl_runs.baseline(tiny_model_dir)
+    events = EventAccumulator(str(rl_runs.baseline_dir(tiny_model_dir) / "tensorboard"))
+    events.Reload()
+    for key in ("reward/mean", "learner/pg_loss", "learner/kl" if "learner/kl" in want[0] else "learner/entropy"):
+        got = [(e.step, e.value) for e in events.Scalars(key)]
+        assert got == pytest.approx([(r["step"], r[key]) for r in want], rel=1e-6), key
+
+
+def test_wandb_offline_and_progress_bar(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")  # no network here; also what a user without a W&B key gets
+    cfg = load_config(REPO / "configs" / "tiny.yaml", ["logging.wandb=true", "run.steps=3",
+                                                       f"run.output_dir={tmp_path}"])
+    logger = MetricsLogger(cfg, tmp_path)
+    for step in range(3):
+        logger.log(step, {"reward/mean": 0.25 * step})
+    logger.close()
+    runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1 and runs[0].stat().st_size > 0
+    err = capsys.readouterr().err
+    assert re.search(r"3/3 \[\d+:\d+<\d+:\d+", err) and "reward=0.500" in err  # the bar: elapsed<ETA
