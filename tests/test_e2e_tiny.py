@@ -18,14 +18,14 @@ pytestmark = pytest.mark.slow
 
 def test_tiny_preset_reward_rises(tmp_path):
     args = [sys.executable, "-m", "rlvr", "train", str(REPO / "configs" / "tiny.yaml"),
-            "--set", f"run.output_dir={tmp_path}", "--set", "run.steps=80"]
+            "--set", f"run.output_dir={tmp_path}", "--set", "run.steps=100"]
     env = {**os.environ, "RAY_ADDRESS": ""}
     proc = subprocess.run(args, capture_output=True, text=True, timeout=900, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = (tmp_path / "config.yaml").read_text()
     assert "num_actors: 2" in config and "num_workers: 1" in config
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(80))
+    assert [r["step"] for r in rows] == list(range(100))
     first = statistics.fmean(r["reward/mean"] for r in rows[:10])
     last = statistics.fmean(r["reward/mean"] for r in rows[-10:])
     print(f"mean reward: first 10 steps {first:.3f}, last 10 steps {last:.3f}")

@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 
 from rlvr.config import load_config
-from rlvr.trainer.deepspeed_setup import free_port
 from rlvr.trainer.metrics import MetricsLogger, prometheus_name
 from tests import rl_runs
-from tests.test_job_submit import wait_for_http
+from tests.ray_head import ray_head
 
 REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
 
 EXPORTED = ("reward/mean", "reward/verdict_correct", "learner/pg_loss", "learner/entropy", "learner/clip_fraction",
@@ -30,21 +28,9 @@ EXPORTED = ("reward/mean", "reward/verdict_correct", "learner/pg_loss", "learner
 
 @pytest.fixture
 def metrics_head(tmp_path_factory):
-    """`ray start --head` with a metrics export port; Ray's metrics are flushed every second instead of ten."""
-    gcs, dash, metrics = free_port(), free_port(), free_port()
-    temp = tmp_path_factory.mktemp("rayhead")
-    env = {**os.environ, "RAY_ADDRESS": "", "RAY_metrics_report_interval_ms": "1000",
-           "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}  # the job's `python` is this venv's
-    head = subprocess.Popen(
-        [str(VENV_BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", f"--dashboard-port={dash}",
-         f"--metrics-export-port={metrics}", "--num-cpus=4", "--include-dashboard=true", f"--temp-dir={temp}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_http(f"http://127.0.0.1:{dash}/api/version", 120)
-        yield f"http://127.0.0.1:{dash}", f"http://127.0.0.1:{metrics}/metrics"
-    finally:
-        head.terminate()
-        head.wait(timeout=60)
+    """A head with a metrics export port; Ray's metrics are flushed every second instead of every ten."""
+    with ray_head(tmp_path_factory.mktemp("rayhead"), env={"RAY_metrics_report_interval_ms": "1000"}) as head:
+        yield head.dashboard, head.metrics_url
 
 
 def scrape_until(url: str, names: list[str], proc: subprocess.Popen, deadline_s: float) -> str:
@@ -69,7 +55,7 @@ def test_submitted_job_exports_rl_metrics_to_prometheus(metrics_head, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "RAY_ADDRESS": ""}
     cmd = [sys.executable, "-m", "rlvr", "submit", "configs/tiny.yaml", "--address", dashboard,
-           "--python", sys.executable, "--set", "run.name=metricsrun", "--set", "run.steps=40",
+           "--python", sys.executable, "--set", "run.name=metricsrun", "--set", "run.steps=15",
            "--set", f"run.output_dir={out}"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     names = [prometheus_name(k) for k in ("step", *EXPORTED)]
@@ -81,7 +67,7 @@ def test_submitted_job_exports_rl_metrics_to_prometheus(metrics_head, tmp_path):
     assert proc.returncode == 0, stdout[-3000:]
     missing = [n for n in names if f"ray_{n}{{" not in text]
     assert not missing, f"not exported: {missing}"
-    assert "[rlvr] submitted" in stdout and "[rlvr] step 40/40" in stdout and "SUCCEEDED" in stdout
+    assert "[rlvr] submitted" in stdout and "[rlvr] step 15/15" in stdout and "SUCCEEDED" in stdout
 
 
 def test_tensorboard_event_files_hold_the_run(ray_cluster, tiny_model_dir):

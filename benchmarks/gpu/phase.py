@@ -58,3 +58,20 @@ def dump_stacks(pid: int) -> None:
 
 def emit(result: dict) -> None:
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_streaming(cmd: list[str], timeout_s: float, env: dict | None = None) -> int | None:
+    """Run `cmd` in its own process group with its output going straight to ours (long runs log as they go);
+    the return code, or None after a timeout (stacks dumped, the whole group killed)."""
+    proc = subprocess.Popen(cmd, start_new_session=True, env=env or os.environ)
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        dump_stacks(proc.pid)
+        return None
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()

@@ -27,9 +27,22 @@ def held_out_examples(cfg: StageEvalSection, seed: int) -> list[Example]:
 def evaluate(model_path: str, cfg: StageEvalSection, examples: list[Example]) -> dict:
     import torch
 
+    t0 = time.perf_counter()
+    # One thread: a tiny model's ops are too small to gain from two, and on a busy machine OpenMP threads waiting
+    # for each other at every op made this 10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _evaluate(model_path, cfg, examples, t0)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(model_path: str, cfg: StageEvalSection, examples: list[Example], t0: float) -> dict:
+    import torch
+
     from rlvr.rollout.hf_engine import HFEngine
 
-    t0 = time.perf_counter()
     engine = HFEngine.from_path(model_path, RolloutSection(batch_size=cfg.batch_size), device="cpu")
     data = DataSection(chat_template=cfg.chat_template)
     prompt_ids = [render_prompt(engine.tokenizer, data, ex.prompt) for ex in examples]

@@ -38,9 +38,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def upload_size(working_dir: Path) -> tuple[int, dict[str, int]]:
-    """Bytes Ray would upload from `working_dir`, and per top-level entry. Uses Ray's own directory walk, so
-    .gitignore/.rayignore (and RAY_RUNTIME_ENV_IGNORE_GITIGNORE) count exactly as they will at upload."""
-    from ray._private.runtime_env.packaging import _dir_travel
+    """Bytes Ray would upload from `working_dir`, and per top-level entry. Uses Ray's own directory walk and
+    excludes (.gitignore, .rayignore, the default `.git`/`.venv`/`__pycache__`, and the variables that change
+    them), so what is counted is what will be uploaded. Private Ray helpers: the public API only uploads."""
+    from ray._private.ray_constants import get_runtime_env_default_excludes
+    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
 
     include_gitignore = os.environ.get("RAY_RUNTIME_ENV_IGNORE_GITIGNORE", "0") != "1"
     per_entry: dict[str, int] = {}
@@ -50,7 +52,8 @@ def upload_size(working_dir: Path) -> tuple[int, dict[str, int]]:
             top = path.relative_to(working_dir).parts[0]
             per_entry[top] = per_entry.get(top, 0) + path.stat().st_size
 
-    _dir_travel(working_dir, [], add, include_gitignore=include_gitignore)
+    excludes = [_get_excludes(working_dir, get_runtime_env_default_excludes())]
+    _dir_travel(working_dir, excludes, add, include_gitignore=include_gitignore)
     return sum(per_entry.values()), per_entry
 
 

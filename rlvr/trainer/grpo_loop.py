@@ -134,6 +134,9 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
     for step in range(start_step, cfg.run.steps):
         timer, t0 = PhaseTimer(), time.perf_counter()
         groups = sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step), timer)
+        # the first draw is the unbiased on-policy sample: reward/mean and zero_variance come from it, not from the
+        # batch that drop-and-refill selects
+        on_policy = [r for g in groups for r in g.rewards]
         zero_var, draws = zero_variance_fraction(groups), 0
         if cfg.algorithm.drop_zero_variance_groups:
             def draw(d: int) -> list[Group]:
@@ -148,7 +151,7 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             sync_weights(cfg, workers)
         timer.times["time/step_s"] = time.perf_counter() - t0
         lengths = [len(r.completion_ids) for r in rollouts]
-        metrics = {**rollout_metrics(rewards_BG.flatten().tolist(), lengths, zero_var),
+        metrics = {**rollout_metrics(on_policy, lengths, zero_var), "reward/trained_mean": float(rewards_BG.mean()),
                    **verdict_fractions([res for g in groups for res in g.results]),
                    **learner_metrics(stats, cfg.algorithm.loss_agg), **timer.times,
                    "groups/refill_draws": float(draws), "groups/trained_zero_variance_fraction":
