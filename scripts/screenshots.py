@@ -98,7 +98,7 @@ def main() -> None:
             chromium_shot(f"{head.dashboard}/#/actors", out / "ray_dashboard_actors.png", profile)
             # tall enough for every panel: a shorter window scrolls to the last one and leaves the top blank
             chromium_shot(prometheus_graph_url(prom_url), out / "prometheus_rlvr_metrics.png", profile,
-                          size="1400,2100")
+                          size="1400,2800")
             wait_for_http(f"http://127.0.0.1:{tb_port}", 60)
             # forceSVG: headless Chromium has no WebGL, TensorBoard's default renderer, and would draw empty charts
             tags = urllib.parse.quote("reward/mean|learner/(entropy|pg_loss)|throughput|time/(rollout|learn)")

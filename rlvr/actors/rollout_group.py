@@ -43,6 +43,11 @@ class RolloutGroup:
         return self._remote.options(**options).remote(self.cfg, self.model_path, i)
 
     def _restart(self, i: int, cause: str) -> None:
+        if self.cfg.rollout.weight_sync != "object_store":
+            # weights pushed by CUDA IPC never pass through the driver: a new worker could only start from the
+            # initial model, which would silently train on stale samples; stop instead (resume restores them)
+            raise ActorDied(f"{self.names[i]} died during {cause}; with rollout.weight_sync="
+                            f"{self.cfg.rollout.weight_sync} it cannot be restarted with current weights", self.names[i])
         self.generation[i] += 1
         self.restarts += 1
         log.warning("%s died during %s; creating it again (restart %d)", self.names[i], cause, self.restarts)

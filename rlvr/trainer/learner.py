@@ -144,7 +144,7 @@ class Learner:
         if len(micro) != self.grad_accum_steps:  # DeepSpeed steps the optimizer only at its accumulation boundary
             raise ValueError(f"rank {self.rank} got {len(micro)} micro-batches for {self.grad_accum_steps} steps")
         local = sum(int(mb.loss_mask_BT.sum()) for mb in micro)
-        total = torch.tensor([float(local)])
+        total = torch.tensor([float(local)], device=self.engine.device)  # NCCL reduces only GPU tensors
         dist.all_reduce(total)
         normalizer = max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)
         dtype = next(self.engine.module.parameters()).dtype
@@ -153,7 +153,8 @@ class Learner:
         for mb in micro:
             mb = mb.to(self.engine.device)
             out = self.engine(input_ids=mb.input_ids_BL, position_ids=mb.position_ids_BL,
-                              attention_mask=mb.attn_bias_B1LL.to(dtype), use_cache=False)
+                              attention_mask=mb.attn_bias_B1LL.clamp(min=torch.finfo(dtype).min).to(dtype),
+                              use_cache=False)  # clamp: float32's min would round to -inf in bf16/fp16
             nll_BT = torch.nn.functional.cross_entropy(out.logits[:, :-1].float().transpose(1, 2), mb.targets_BT,
                                                        reduction="none")
             masked = (nll_BT * mb.loss_mask_BT).sum()
