@@ -6,7 +6,9 @@ actors killed, or were resumed: with sampling seeds fixed by (seed, step) they m
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -42,6 +44,7 @@ def baseline(model_dir: str) -> list[dict]:
     """Metrics of an uninterrupted run (TensorBoard on, so the metrics test can read its event files)."""
     if model_dir not in _baseline:
         out = Path(tempfile.mkdtemp(prefix="rlvr-baseline-"))
+        atexit.register(shutil.rmtree, out, True)  # shared by several tests, so no one test's tmp_path owns it
         run(config(model_dir, out, "logging.tensorboard=true"))
         _baseline[model_dir] = rows(out)
         _baseline[model_dir + ":dir"] = str(out)

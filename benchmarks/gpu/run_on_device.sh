@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The one script a device call runs, from the repo root on the GPU machine:
-#   bash benchmarks/gpu/run_on_device.sh STAGE...     stages: install prepare sync rollout logprobs nccl
+#   bash benchmarks/gpu/run_on_device.sh STAGE...
+# Phase 1 (benchmarks of pieces):  install prepare sync rollout logprobs nccl
+# Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
 # install: the wheelhouse parts already moved to /root/wh (../shared/gpu/README.md); prepare: both models into
-# /root/models (once per machine). Results and logs go to $OUT (what comes back) as <stage>.json / <stage>.log.
-# Every stage has its own deadline; the benches also kill their own phases (benchmarks/gpu/phase.py).
+# /root/models (once per machine); the GSM8K files come carried in .gpudata/ (benchmarks/gpu/prepare_gsm8k.py).
+# Results go to $OUT (what comes back; at most 8 files a call), runs and eval files to /root/runs (kept while the
+# machine is). Every stage has its own deadline; the benches also kill their own phases (benchmarks/gpu/phase.py).
 set -uo pipefail
 export PYTHONPATH=/root/site:$PWD PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # the machines' rule: keep off
-export HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 RLVR_CACHE=/root/models/cache
+export HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 RLVR_CACHE=/root/models/cache RAY_DISABLE_USAGE_STATS=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-M=/root/models
+M=${M:-/root/models}
+R=${R:-/root/runs}; mkdir -p $R/eval
+EVAL=${EVAL:-"python3 -m rlvr eval --task gsm8k --engine vllm --data .gpudata/gsm8k/test_instr.jsonl --num-fewshot 0 \
+  --chat-template --max-new-tokens 512"}
 status=0
 
 stage() {  # stage NAME SECONDS CMD...: run with a deadline, log to $OUT/NAME.log, remember failures
@@ -22,6 +28,34 @@ stage() {  # stage NAME SECONDS CMD...: run with a deadline, log to $OUT/NAME.lo
   [ "$rc" = 0 ] || status=1
 }
 
+quiet() {  # quiet NAME SECONDS CMD...: like stage, but the log only goes to stdout (a call may return 8 files)
+  local name=$1 secs=$2; shift 2
+  echo "=== $name ($(date -u +%FT%TZ), limit ${secs}s) ==="
+  local t0=$SECONDS
+  timeout -k 20 $secs "$@"  # unquoted: SECS may carry options ("-s INT 400")
+  local rc=$?
+  echo "=== $name rc=$rc in $((SECONDS - t0))s; GPU memory used: $(nvidia-smi --query-gpu=memory.used \
+    --format=csv,noheader 2>/dev/null) ==="
+  [ "$rc" = 0 ] || status=1
+  return $rc
+}
+
+latest_export() {  # latest_export RUN_DIR: the hf/ export of the newest complete checkpoint
+  python3 -c "import sys; from pathlib import Path; from rlvr.trainer.checkpoint import CheckpointDir
+found = CheckpointDir(Path(sys.argv[1]), 1).latest(); print(found[0] / 'hf' if found else 'none')" "$1"
+}
+
+evaluate() {  # evaluate NAME MODEL: greedy GSM8K test -> $R/eval/NAME.jsonl, copied to $OUT
+  quiet "eval_$1" ${EVAL_S:-240} $EVAL --model "$2" --out $R/eval/$1.jsonl \
+    && cp $R/eval/$1.jsonl $R/eval/$1.summary.json "$OUT/"
+}
+
+compare() {  # compare A B: paired test of B against A
+  [ -f $R/eval/$1.jsonl ] && [ -f $R/eval/$2.jsonl ] || { echo "compare $1 $2: missing results"; return; }
+  python3 -m rlvr eval --compare $R/eval/$1.jsonl $R/eval/$2.jsonl --out "$OUT/cmp_$2_vs_$1.json"
+}
+
+[ -f /root/site/.installed ] || [ "${1:-}" = install ] || [ -n "${RLVR_NO_SITE:-}" ] || { echo "bare machine: no /root/site/.installed"; exit 3; }
 for s in "$@"; do
   case $s in
     install)
@@ -29,6 +63,8 @@ for s in "$@"; do
       stage install 300 bash .wheelhouse/install.sh ;;
     prepare)
       stage prepare 240 python3 benchmarks/gpu/prepare_models.py --out $M ;;
+    prepare_smollm2)
+      quiet prepare_smollm2 240 python3 benchmarks/gpu/prepare_models.py --out $M --only smollm2 ;;
     sync)
       stage sync 400 python3 benchmarks/gpu/bench_weight_sync.py --phases ipc --model $M/qwen05b \
         --phase-timeout 380 --out "$OUT/sync.json" ;;
@@ -41,6 +77,32 @@ for s in "$@"; do
     rollout)
       stage rollout 560 python3 benchmarks/gpu/bench_rollout.py --model $M/qwen05b --phase-timeout 270 \
         --out "$OUT/rollout.json" ;;
+    pytest)
+      python3 -c "import pytest" 2>/dev/null || { python3 -m pip install -q --no-index --no-deps --target /root/pyt \
+        .gpudata/whl/*.whl && export PYTHONPATH=$PYTHONPATH:/root/pyt; }
+      stage pytest_gpu ${PYTEST_S:-240} python3 -m pytest -m gpu tests/test_vllm_engine.py -v -p no:cacheprovider ;;
+    eval_base)
+      evaluate base $M/smollm2 ;;
+    grpo_bench)
+      quiet grpo_bench 580 python3 benchmarks/gpu/bench_grpo_vs_trl.py --model $M/smollm2 --budget-s 550 \
+        --out "$OUT/grpo_bench.json" --metrics-copy "$OUT/grpo_bench_rlvr_metrics.jsonl" ;;
+    sft)
+      quiet sft 330 python3 -m rlvr train configs/gpu_smollm2_gsm8k_sft.yaml --set run.output_dir=$R/gpu_gsm8k \
+        --set model.path=$M/smollm2
+      cp $R/gpu_gsm8k/sft/metrics.jsonl "$OUT/sft_metrics.jsonl" ;;
+    eval_sft)
+      evaluate sft "$(latest_export $R/gpu_gsm8k/sft)"
+      compare base sft ;;
+    grpo)
+      # SIGINT at the deadline: the loop stops, actors shut down, the newest checkpoint (every 20 steps) stays
+      quiet grpo "-s INT ${GRPO_S:-400}" python3 -m rlvr train configs/gpu_smollm2_gsm8k_grpo.yaml \
+        --set run.output_dir=$R/gpu_gsm8k_grpo --set "model.path=$(latest_export $R/gpu_gsm8k/sft)"
+      cp $R/gpu_gsm8k_grpo/metrics.jsonl "$OUT/grpo_metrics.jsonl"
+      cp $R/gpu_gsm8k_grpo/preflight.json "$OUT/grpo_preflight.json" ;;
+    eval_grpo)
+      evaluate grpo "$(latest_export $R/gpu_gsm8k_grpo)"
+      compare sft grpo
+      compare base grpo ;;
     *) echo "unknown stage $s"; status=1 ;;
   esac
 done

@@ -60,11 +60,11 @@ QUESTIONS = {
     "mul": "{name} has {a} bags with {b} {item}s in each. How many {item}s is that?",
     "two": "{name} has {a} {item}s, gets {b} more and gives away {c}. How many {item}s are left?",
 }
-STATEMENTS = {  # the same situations told as facts: pretraining text, never in question-and-answer form
-    "add": "{name} had {a} {item}s and got {b} more, so {name} had {r} {item}s.",
-    "sub": "{name} had {a} {item}s and gave away {b}, so {r} {item}s were left.",
-    "mul": "{name} had {a} bags with {b} {item}s in each, so {name} had {r} {item}s.",
-    "two": "{name} had {a} {item}s, got {b} more and gave away {c}, so {r} {item}s were left.",
+STORIES = {  # the same situations told as worked stories: pretraining text, never in question-and-answer form
+    "add": ("{name} had {a} {item}s and got {b} more.", "so {name} had {r} {item}s."),
+    "sub": ("{name} had {a} {item}s and gave away {b}.", "so {r} {item}s were left."),
+    "mul": ("{name} had {a} bags with {b} {item}s in each.", "so {name} had {r} {item}s."),
+    "two": ("{name} had {a} {item}s, got {b} more and gave away {c}.", "so {r} {item}s were left."),
 }
 
 
@@ -99,17 +99,19 @@ def word_problems(n: int, seed: int, split: Literal["train", "held_out"] = "trai
 
 
 def arithmetic_documents(n: int, seed: int, lines_per_doc: int = 6) -> list[str]:
-    """Pretraining text: equations `a op b = c` mixed with the same arithmetic told as short stories."""
+    """Pretraining text: equations `a op b = c` mixed with short stories worked out with the same equations."""
     rng = random.Random(f"arithmetic/{seed}")
     docs = []
     for _ in range(n):
         lines = []
         for _ in range(lines_per_doc):
             kind, steps, slots = _situation(rng)
-            if rng.random() < 0.3:
-                lines.append(STATEMENTS[kind].format(**slots))
+            equations = [f"{a} {op} {b} = {_apply(a, op, b)}" for a, op, b in steps]
+            if rng.random() < 0.5:
+                story, ending = STORIES[kind]
+                lines.append(f"{story.format(**slots)} {' and '.join(equations)}, {ending.format(**slots)}")
             else:
-                lines.extend(f"{a} {op} {b} = {_apply(a, op, b)}" for a, op, b in steps)
+                lines.extend(equations)
         docs.append("\n".join(lines))
     return docs
 

@@ -99,7 +99,7 @@ class Learner:
             local = sum(len(r.completion_ids) for r in rollouts)
         else:
             local = len(rollouts)
-        total = torch.tensor([float(local)])
+        total = torch.tensor([float(local)], device=self.engine.device)  # NCCL reduces only GPU tensors
         dist.all_reduce(total)  # every rank must divide by the same global count
         return max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)
 
