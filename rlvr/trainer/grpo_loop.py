@@ -142,7 +142,7 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             def draw(d: int) -> list[Group]:
                 return sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step, d), timer)
             groups, draws = refill_informative(groups, draw, cfg.algorithm.max_refill_draws)
-        rollouts, rewards_BG = build_rollouts(groups, cfg.algorithm.scale_by_std)
+        rollouts, _ = build_rollouts(groups, cfg.algorithm.scale_by_std)
         with timer("learn"):
             if cfg.rollout.colocate:
                 workers.rollout.sleep(cfg.rollout.sleep_level)  # hand the shared GPU to the learners
@@ -150,18 +150,31 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
         with timer("weight_sync"):
             sync_weights(cfg, workers)
         timer.times["time/step_s"] = time.perf_counter() - t0
-        lengths = [len(r.completion_ids) for r in rollouts]
-        metrics = {**rollout_metrics(on_policy, lengths, zero_var), "reward/trained_mean": float(rewards_BG.mean()),
-                   **verdict_fractions([res for g in groups for res in g.results]),
-                   **learner_metrics(stats, cfg.algorithm.loss_agg), **timer.times,
-                   "groups/refill_draws": float(draws), "groups/trained_zero_variance_fraction":
-                   zero_variance_fraction(groups),
-                   "throughput/tokens_per_s": sum(lengths) / max(timer.times["time/rollout_s"], 1e-9)}
+        metrics = step_metrics(on_policy, zero_var, groups, rollouts, stats, timer.times, draws)
         logger.log(step, metrics)
-        done = step + 1
-        if (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or (done == cfg.run.steps and cfg.checkpoint.save_final):
-            save_checkpoint(cfg, workers, ckpt, sampler, done)
+        if should_save(cfg, step + 1):
+            save_checkpoint(cfg, workers, ckpt, sampler, step + 1)
     return metrics
+
+
+def step_metrics(on_policy: list[float], zero_var: float, groups: list[Group], rollouts: list[Rollout],
+                 stats: dict[str, float], times: dict[str, float], draws: int) -> dict[str, float]:
+    lengths = [len(r.completion_ids) for r in rollouts]
+    return {
+        **rollout_metrics(on_policy, lengths, zero_var),
+        "reward/trained_mean": sum(r.reward for r in rollouts) / len(rollouts),
+        **verdict_fractions([res for g in groups for res in g.results]),
+        **learner_metrics(stats),
+        **times,
+        "groups/refill_draws": float(draws),
+        "groups/trained_zero_variance_fraction": zero_variance_fraction(groups),
+        "throughput/tokens_per_s": sum(lengths) / max(times["time/rollout_s"], 1e-9),
+    }
+
+
+def should_save(cfg: RunConfig, done: int) -> bool:
+    every = cfg.checkpoint.every
+    return bool(every and done % every == 0) or (done == cfg.run.steps and cfg.checkpoint.save_final)
 
 
 def sync_weights(cfg: RunConfig, workers: Workers) -> None:

@@ -29,7 +29,7 @@ def rollout_metrics(rewards: list[float], lengths: list[int], groups_zero_var: f
     }
 
 
-def learner_metrics(stats: dict[str, float], loss_agg: str) -> dict[str, float]:
+def learner_metrics(stats: dict[str, float]) -> dict[str, float]:
     """Learner sums (over tokens and ranks) turned into per-token means."""
     tokens = max(stats.get("tokens", 0.0), 1.0)
     out = {
