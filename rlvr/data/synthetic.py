@@ -70,7 +70,7 @@ STORIES = {  # the same situations told as worked stories: pretraining text, nev
 
 def _situation(rng: random.Random) -> tuple[str, list[Step], dict]:
     kind = rng.choice(("add", "sub", "mul", "two"))
-    steps = _operands(rng, "two" if kind == "two" else kind)
+    steps = _operands(rng, kind)
     slots = {"name": rng.choice(NAMES), "item": rng.choice(ITEMS), "a": steps[0][0], "b": steps[0][2],
              "c": steps[-1][2], "r": _apply(*steps[-1])}
     return kind, steps, slots
