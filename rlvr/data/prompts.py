@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlvr.config import ConfigError, DataSection
+from rlvr.data.sampler import EpochSampler
 
 
 @dataclass(frozen=True)
@@ -60,37 +61,8 @@ def load_examples(cfg: DataSection, seed: int) -> list[Example]:
     return read_jsonl(cfg.path, cfg.prompt_key, cfg.answer_key)
 
 
-class PromptSampler:
-    """Shuffled epochs of examples; `state_dict` restores the exact position (epoch and offset) on resume."""
-
-    def __init__(self, examples: list[Example], seed: int):
-        if not examples:
-            raise ConfigError("the dataset has no examples")
-        self.examples, self.seed = examples, seed
-        self.epoch, self.offset = 0, 0
-        self._order = self._shuffled(0)
-
-    def _shuffled(self, epoch: int) -> list[int]:
-        order = list(range(len(self.examples)))
-        random.Random(self.seed * 100_003 + epoch).shuffle(order)
-        return order
-
-    def next_batch(self, k: int) -> list[Example]:
-        batch = []
-        while len(batch) < k:
-            if self.offset == len(self._order):
-                self.epoch, self.offset = self.epoch + 1, 0
-                self._order = self._shuffled(self.epoch)
-            batch.append(self.examples[self._order[self.offset]])
-            self.offset += 1
-        return batch
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "offset": self.offset}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.offset = state["epoch"], state["offset"]
-        self._order = self._shuffled(self.epoch)
+# A prompt sampler is the generic resumable epoch sampler over Examples.
+PromptSampler = EpochSampler
 
 
 def render_prompt(tokenizer, cfg: DataSection, prompt: str) -> list[int]:

@@ -10,12 +10,12 @@ or chats with loss on the assistant's tokens), which is decided before the loop 
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 from typing import Literal, Protocol
 
 from rlvr.config import LMStageSection, RunConfig
+from rlvr.data.sampler import EpochSampler
 from rlvr.trainer.checkpoint import CheckpointDir
 from rlvr.trainer.packing import PAD_DOC, PackedRow
 
@@ -33,40 +33,6 @@ def lm_section(cfg: RunConfig, kind: StageKind) -> LMStageSection:
     return cfg.pretrain if kind == "pretrain" else cfg.sft
 
 
-class RowSampler:
-    """Shuffled epochs of packed rows; `state_dict` restores the position on resume."""
-
-    def __init__(self, rows: list[PackedRow], seed: int):
-        self.rows, self.seed, self.epoch, self.offset = rows, seed, 0, 0
-        self._order = self._shuffled(0)
-
-    def _shuffled(self, epoch: int) -> list[int]:
-        order = list(range(len(self.rows)))
-        random.Random(self.seed * 100_003 + epoch).shuffle(order)
-        return order
-
-    def next_batch(self, k: int) -> list[PackedRow]:
-        out = []
-        while len(out) < k:
-            if self.offset == len(self._order):
-                self.epoch, self.offset = self.epoch + 1, 0
-                self._order = self._shuffled(self.epoch)
-            out.append(self.rows[self._order[self.offset]])
-            self.offset += 1
-        return out
-
-    @property
-    def epochs_done(self) -> float:
-        return self.epoch + self.offset / len(self.rows)
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "offset": self.offset}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.offset = state["epoch"], state["offset"]
-        self._order = self._shuffled(self.epoch)
-
-
 def step_metrics(stats: dict[str, float], batch: list[PackedRow], seconds: float, epochs: float) -> dict[str, float]:
     tokens = sum(int((r.doc_ids_L != PAD_DOC).sum()) for r in batch)
     return {"lm/loss": stats["loss_sum"] / max(stats["tokens"], 1.0), "lm/loss_tokens": stats["tokens"],
@@ -78,7 +44,7 @@ def run_lm(kind: StageKind, cfg: RunConfig, learners: LMLearners, rows: list[Pac
     lm = lm_section(cfg, kind)
     out_dir = Path(cfg.run.output_dir)
     ckpt = CheckpointDir(out_dir, cfg.checkpoint.keep_last)
-    sampler = RowSampler(rows, cfg.run.seed)
+    sampler = EpochSampler(rows, cfg.run.seed)
     start = resume(cfg, learners, sampler, ckpt) if cfg.checkpoint.resume else 0
     print(f"[rlvr] {kind}: {len(rows)} packed rows of {lm.seq_len} tokens, {lm.steps} steps of {lm.batch_rows} rows",
           flush=True)
@@ -104,7 +70,7 @@ def run_lm(kind: StageKind, cfg: RunConfig, learners: LMLearners, rows: list[Pac
     return metrics
 
 
-def save(learners: LMLearners, ckpt: CheckpointDir, sampler: RowSampler, step: int, alpha: float) -> Path:
+def save(learners: LMLearners, ckpt: CheckpointDir, sampler: EpochSampler, step: int, alpha: float) -> Path:
     staging = ckpt.staging(step)
     learners.save_checkpoint(str(staging), {"step": step})
     if alpha < 1.0:
@@ -112,7 +78,7 @@ def save(learners: LMLearners, ckpt: CheckpointDir, sampler: RowSampler, step: i
     return ckpt.commit(staging, {"step": step, "sampler": sampler.state_dict(), "interpolate_alpha": alpha})
 
 
-def resume(cfg: RunConfig, learners: LMLearners, sampler: RowSampler, ckpt: CheckpointDir) -> int:
+def resume(cfg: RunConfig, learners: LMLearners, sampler: EpochSampler, ckpt: CheckpointDir) -> int:
     found = ckpt.latest()
     if found is None:
         return 0
