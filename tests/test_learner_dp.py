@@ -38,15 +38,16 @@ def train_once(cfg, model_dir: str, rollouts: list[Rollout]) -> dict[str, torch.
         placement.remove()
 
 
-@pytest.mark.parametrize("zero_stage,loss_agg", [(2, "token_mean"), (3, "seq_mean")])
-def test_two_ranks_equal_one_rank(ray_cluster, tiny_model_dir, tmp_path, zero_stage, loss_agg):
+@pytest.mark.parametrize("zero_stage,loss_agg,mini_batches", [(2, "token_mean", 1), (3, "seq_mean", 1),
+                                                             (2, "token_mean", 2)])
+def test_two_ranks_equal_one_rank(ray_cluster, tiny_model_dir, tmp_path, zero_stage, loss_agg, mini_batches):
     common = ["data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.micro_batch_size=2",
               "learner.lr=1e-2", f"learner.zero_stage={zero_stage}", f"algorithm.loss_agg={loss_agg}",
-              "rollout.num_actors=1", "rewards.num_workers=1",
+              "rollout.num_actors=1", "rewards.num_workers=1", f"algorithm.mini_batches={mini_batches}",
               "learner.resources.num_cpus=1", "rollout.resources.num_cpus=0", "rewards.resources.num_cpus=0"]
     one = tiny_config(tiny_model_dir, tmp_path / "one", "learner.num_actors=1", *common)
     two = tiny_config(tiny_model_dir, tmp_path / "two", "learner.num_actors=2", *common)
-    assert (one.grad_accum_steps, two.grad_accum_steps) == (8, 4)
+    assert (one.grad_accum_steps, two.grad_accum_steps) == (8 // mini_batches, 4 // mini_batches)
     rollouts = make_rollouts(16, vocab=60)
     w1 = train_once(one, tiny_model_dir, rollouts)
     w2 = train_once(two, tiny_model_dir, rollouts)
@@ -56,5 +57,5 @@ def test_two_ranks_equal_one_rank(ray_cluster, tiny_model_dir, tmp_path, zero_st
     moved = max((w1[k] - w0[k]).abs().max().item() for k in w0)
     assert moved > 1e-3, "the step did not change the weights"
     diff = max((w1[k] - w2[k]).abs().max().item() for k in w1)
-    print(f"zero={zero_stage} agg={loss_agg}: max |w_1rank - w_2ranks| = {diff:.2e}, max update = {moved:.2e}")
+    print(f"zero={zero_stage} agg={loss_agg} mini_batches={mini_batches}: max |w_1rank - w_2ranks| = {diff:.2e}, max update = {moved:.2e}")
     assert diff < 1e-5

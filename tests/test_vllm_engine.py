@@ -99,6 +99,23 @@ def test_modules_import_without_vllm():
     import rlvr.rollout.vllm_worker_ext  # noqa: F401
 
 
+@pytest.mark.parametrize("preset", ["gpu_smollm2_grpo_bench", "gpu_smollm2_gsm8k_sft", "gpu_smollm2_gsm8k_grpo"])
+def test_gpu_presets_load(preset):
+    # the GPU presets run only on the lent machine: a typo must still fail here, not after a device start
+    from pathlib import Path
+
+    from rlvr.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / f"{preset}.yaml")
+    if cfg.stages:
+        from rlvr.launch.pipeline import plan
+
+        assert [s.kind for s in plan(cfg)] == ["sft"]
+    else:
+        assert cfg.rollout.engine == "vllm" and cfg.rollout.colocate and cfg.rollout.weight_sync == "cuda_ipc"
+        assert cfg.learner.resources.num_gpus + cfg.rollout.resources.num_gpus <= 1  # both share one GPU
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # GPU: a real vLLM engine (run on the GPU machine: pytest -m gpu tests/test_vllm_engine.py)
 
@@ -116,6 +133,10 @@ def engine():
     from rlvr.config import RolloutSection
     from rlvr.rollout.vllm_engine import VLLMEngine
 
+    # `needs_gpu` called torch.cuda.is_available() in this process, which poisons fork for CUDA; vLLM still picks
+    # fork (torch.cuda.is_initialized() is False) and its engine core then died with "Cannot re-initialize CUDA in
+    # forked subprocess" (H100, 2026-11-22). Spawn starts it clean.
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     return VLLMEngine(MODEL, RolloutSection(engine="vllm", gpu_memory_utilization=0.25), 0, enable_sleep_mode=True)
 
 

@@ -7,7 +7,7 @@ import ray
 from rlvr.actors.calls import gather
 from rlvr.config import RunConfig
 from rlvr.rollout.base import Rollout
-from rlvr.trainer.batch import shard
+from rlvr.trainer.batch import shard_minibatches
 from rlvr.trainer.learner import Learner
 
 
@@ -27,14 +27,14 @@ class LearnerGroup:
     def _all(self, method: str, *args) -> list:
         return gather([getattr(a, method).remote(*args) for a in self.actors], self.names, self.timeout, method)
 
-    def _sharded(self, method: str, rollouts: list[Rollout]) -> list:
-        parts = shard(rollouts, len(self.actors))
+    def _sharded(self, method: str, rollouts: list[Rollout], mini_batches: int = 1) -> list:
+        parts = shard_minibatches(rollouts, len(self.actors), mini_batches)
         refs = [getattr(a, method).remote(p) for a, p in zip(self.actors, parts)]
         return gather(refs, self.names, self.timeout, method)
 
     def train_grpo(self, rollouts: list[Rollout]) -> dict[str, float]:
         """Summed statistics over ranks (sums stay sums; grad_norm and lr are the same on every rank)."""
-        per_rank = self._sharded("train_grpo", rollouts)
+        per_rank = self._sharded("train_grpo", rollouts, self.cfg.algorithm.mini_batches)
         totals = {k: sum(r[k] for r in per_rank) for k in per_rank[0]}
         totals["grad_norm"], totals["lr"] = per_rank[0]["grad_norm"], per_rank[0]["lr"]
         return totals

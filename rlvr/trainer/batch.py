@@ -16,10 +16,13 @@ class MicroBatch:
     completion_mask_BT: torch.Tensor
     """T = L - 1: position t scores token t+1 (the logits at t predict it)."""
     advantages_B: torch.Tensor
+    window_start: int = 0
+    """First position whose logits score a completion token in any row: the learner computes logits (and the
+    vocabulary-sized softmax) only from here on, not over the prompts."""
 
     def to(self, device) -> MicroBatch:
-        return MicroBatch(*(t.to(device) for t in (self.input_ids_BL, self.attention_mask_BL,
-                                                   self.completion_mask_BT, self.advantages_B)))
+        tensors = (self.input_ids_BL, self.attention_mask_BL, self.completion_mask_BT, self.advantages_B)
+        return MicroBatch(*(t.to(device) for t in tensors), window_start=self.window_start)
 
 
 def collate(rollouts: list[Rollout], pad_id: int) -> MicroBatch:
@@ -35,7 +38,7 @@ def collate(rollouts: list[Rollout], pad_id: int) -> MicroBatch:
         attn_BL[row, : len(seq)] = 1
         comp_BL[row, len(r.prompt_ids) : len(seq)] = True
     adv_B = torch.tensor([r.advantage for r in rollouts], dtype=torch.float32)
-    return MicroBatch(ids_BL, attn_BL, comp_BL[:, 1:], adv_B)
+    return MicroBatch(ids_BL, attn_BL, comp_BL[:, 1:], adv_B, min(len(r.prompt_ids) for r in rollouts) - 1)
 
 
 def shard(items: list, num_shards: int) -> list[list]:
@@ -47,6 +50,16 @@ def shard(items: list, num_shards: int) -> list[list]:
         out.append(items[start : start + size])
         start += size
     return out
+
+
+def shard_minibatches(items: list, num_shards: int, mini_batches: int) -> list[list]:
+    """Each rank's list is its share of global mini-batch 0, then of mini-batch 1, ...: so a rank's m-th local
+    mini-batch is part of the same global mini-batch whatever the number of ranks."""
+    per_rank: list[list] = [[] for _ in range(num_shards)]
+    for mini in chunks(items, max(1, len(items) // mini_batches)):
+        for rank, part in enumerate(shard(mini, num_shards)):
+            per_rank[rank].extend(part)
+    return per_rank
 
 
 def chunks(items: list, size: int) -> list[list]:

@@ -31,6 +31,15 @@ def token_logprobs(logits_BTV: torch.Tensor, targets_BT: torch.Tensor, temperatu
     return logp_BTV.gather(-1, targets_BT.unsqueeze(-1)).squeeze(-1)
 
 
+def logprobs_and_entropy(logits_BTV: torch.Tensor, targets_BT: torch.Tensor, temperature: float = 1.0):
+    """Both from one log-softmax (the largest tensor of a step); the entropy is a metric, so it carries no grad."""
+    logp_BTV = torch.log_softmax(logits_BTV.float() / temperature, dim=-1)
+    logp_BT = logp_BTV.gather(-1, targets_BT.unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():
+        entropy_BT = -(logp_BTV.exp() * logp_BTV).sum(-1)
+    return logp_BT, entropy_BT
+
+
 def entropy(logits_BTV: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     logp_BTV = torch.log_softmax(logits_BTV.float() / temperature, dim=-1)
     return -(logp_BTV.exp() * logp_BTV).sum(-1)

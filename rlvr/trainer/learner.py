@@ -67,18 +67,25 @@ class Learner:
 
     # -- log-probabilities -------------------------------------------------------------------------------------
 
-    def _forward_logits(self, model, mb: MicroBatch) -> torch.Tensor:
-        out = model(input_ids=mb.input_ids_BL, attention_mask=mb.attention_mask_BL, use_cache=False)
+    def _window_logits(self, model, mb: MicroBatch) -> torch.Tensor:
+        """Logits at positions [window_start, L-1), each predicting the next token; the LM head runs only there."""
+        length = mb.input_ids_BL.shape[1]
+        out = model(input_ids=mb.input_ids_BL, attention_mask=mb.attention_mask_BL, use_cache=False,
+                    logits_to_keep=length - mb.window_start)
         return out.logits[:, :-1]
+
+    @staticmethod
+    def _window_targets(mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        return mb.input_ids_BL[:, mb.window_start + 1 :], mb.completion_mask_BT[:, mb.window_start :]
 
     @torch.no_grad()
     def _logprobs(self, model, rollouts: list[Rollout]) -> list[torch.Tensor]:
-        """Per micro-batch logprobs of every position (masked later), in the order of `rollouts`."""
+        """Per micro-batch logprobs over its completion window (masked later), in the order of `rollouts`."""
         out = []
         for chunk in chunks(rollouts, self.cfg.learner.micro_batch_size):
             mb = collate(chunk, self.pad_id).to(self.engine.device)
-            logits = self._forward_logits(model, mb)
-            out.append(grpo.token_logprobs(logits, mb.input_ids_BL[:, 1:], self.cfg.rollout.temperature))
+            targets_BT, _ = self._window_targets(mb)
+            out.append(grpo.token_logprobs(self._window_logits(model, mb), targets_BT, self.cfg.rollout.temperature))
         return out
 
     def completion_logprobs(self, rollouts: list[Rollout]) -> list[list[float]]:
@@ -86,8 +93,9 @@ class Learner:
         result = []
         for chunk, logp_BT in zip(chunks(rollouts, self.cfg.learner.micro_batch_size),
                                   self._logprobs(self.engine.module, rollouts)):
+            window = min(len(r.prompt_ids) for r in chunk) - 1
             for row, r in enumerate(chunk):
-                start = len(r.prompt_ids) - 1
+                start = len(r.prompt_ids) - 1 - window
                 result.append(logp_BT[row, start : start + len(r.completion_ids)].tolist())
         return result
 
@@ -108,9 +116,10 @@ class Learner:
         alg = self.cfg.algorithm
         loss_cfg = grpo.LossConfig(alg.clip_eps_low, alg.clip_eps_high, alg.kl_coef, alg.kl_estimator, alg.loss_agg)
         self.engine.train()
-        # old logprobs from the learner itself, so the first update is exactly on-policy (ratio 1)
-        old = self._logprobs(self.engine.module, rollouts)
-        ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None else [None] * len(old)
+        # On-policy (one optimizer step per batch) the old policy *is* the current one: ratio = exp(logp - logp.detach())
+        # is 1 with the same gradient, so the extra forward pass that recomputes old logprobs is skipped.
+        old = self._logprobs(self.engine.module, rollouts) if alg.mini_batches > 1 else None
+        ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None else None
         micro = self.cfg.learner.micro_batch_size
         per_mini = len(rollouts) // alg.mini_batches
         totals: dict[str, float] = {}
@@ -120,13 +129,13 @@ class Learner:
             for i, chunk in enumerate(chunks(mini, micro)):
                 k = m * (per_mini // micro) + i
                 mb = collate(chunk, self.pad_id).to(self.engine.device)
-                logits = self._forward_logits(self.engine, mb)
-                logp_BT = grpo.token_logprobs(logits, mb.input_ids_BL[:, 1:], self.cfg.rollout.temperature)
-                loss, stats = grpo.grpo_loss(
-                    logp_BT, old[k], mb.advantages_B, mb.completion_mask_BT, loss_cfg, normalizer, ref[k]
-                )
-                stats["entropy_sum"] = float((grpo.entropy(logits.detach(), self.cfg.rollout.temperature)
-                                              * mb.completion_mask_BT).sum())
+                targets_BT, mask_BT = self._window_targets(mb)
+                logp_BT, entropy_BT = grpo.logprobs_and_entropy(
+                    self._window_logits(self.engine, mb), targets_BT, self.cfg.rollout.temperature)
+                old_BT = old[k] if old is not None else logp_BT.detach()
+                loss, stats = grpo.grpo_loss(logp_BT, old_BT, mb.advantages_B, mask_BT, loss_cfg, normalizer,
+                                             None if ref is None else ref[k])
+                stats["entropy_sum"] = float((entropy_BT * mask_BT).sum())
                 self.engine.backward(loss)
                 self.engine.step()
                 for key, v in stats.items():
