@@ -28,7 +28,9 @@ def test_token_logprobs_and_entropy_by_hand():
     p1 = math.sqrt(3) / (1 + math.sqrt(3))
     assert grpo.token_logprobs(logits_BTV, torch.tensor([[1]]), 2.0).item() == pytest.approx(math.log(p1))
     h = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
-    assert grpo.entropy(logits_BTV).item() == pytest.approx(h)
+    logp, ent = grpo.logprobs_and_entropy(logits_BTV, torch.tensor([[1]]))
+    assert logp.item() == pytest.approx(math.log(0.75))
+    assert ent.item() == pytest.approx(h)
 
 
 def test_kl_estimators_by_hand():

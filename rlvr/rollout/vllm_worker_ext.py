@@ -68,6 +68,3 @@ class WeightSyncExtension:
             model.load_weights(unpack_bucket(buf, plan))
         stream.synchronize()
         return sum(p.nbytes for p in plans)
-
-    def rlvr_gpu_uuid(self) -> str:
-        return gpu_uuid(self.device)

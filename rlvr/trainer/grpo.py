@@ -40,11 +40,6 @@ def logprobs_and_entropy(logits_BTV: torch.Tensor, targets_BT: torch.Tensor, tem
     return logp_BT, entropy_BT
 
 
-def entropy(logits_BTV: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    logp_BTV = torch.log_softmax(logits_BTV.float() / temperature, dim=-1)
-    return -(logp_BTV.exp() * logp_BTV).sum(-1)
-
-
 def kl_penalty(logp_BT: torch.Tensor, ref_logp_BT: torch.Tensor, estimator: str) -> torch.Tensor:
     """Per-token estimate of KL(policy || reference) from samples of the policy (Schulman's k1 and k3)."""
     log_ratio_BT = ref_logp_BT - logp_BT
