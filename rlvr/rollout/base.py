@@ -21,6 +21,9 @@ class SamplingParams:
     max_new_tokens: int = 32
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    logprobs: bool = True
+    """Return each sampled token's logprob. Engines may skip computing them when False (vLLM does: it saves
+    per-token output handling); the controller asks only when the learner uses them (rollout.overlap)."""
 
 
 @dataclass
@@ -29,7 +32,8 @@ class Completion:
     """Index of the prompt in the request this completion answers."""
     token_ids: list[int]
     logprobs: list[float]
-    """log p(token) under the sampling distribution (logits / temperature), one per token."""
+    """log p(token) under the sampling distribution (logits / temperature), one per token; may be empty when
+    the request said logprobs=False."""
     text: str
     finish_reason: str = "length"
     """`stop` (EOS or a stop string) or `length`."""

@@ -79,7 +79,7 @@ class VLLMEngine:
             max_tokens=params.max_new_tokens,
             stop=list(params.stop) or None,
             ignore_eos=self.ignore_eos,
-            logprobs=0,  # the sampled token's logprob only
+            logprobs=0 if params.logprobs else None,  # 0: the sampled token's logprob only
             flat_logprobs=True,  # primitive lists instead of a dict per token: less Python per token
             # vLLM detokenizes incrementally, token by token, also each logprob's token; we decode once in a batch
             # afterwards instead. Stop strings need vLLM's detokenizer, so keep it then.
@@ -99,7 +99,8 @@ class VLLMEngine:
                     Completion(
                         prompt_index=i,
                         token_ids=list(sample.token_ids),
-                        logprobs=sampled_logprobs(sample.logprobs, len(sample.token_ids)),
+                        logprobs=(sampled_logprobs(sample.logprobs, len(sample.token_ids))
+                                  if params.logprobs else []),
                         text=sample.text,
                         finish_reason="stop" if sample.finish_reason == "stop" else "length",
                     )
