@@ -120,12 +120,21 @@ class RolloutSection(_Section):
     sleep_level: Literal[1, 2] = 2
     """vLLM sleep level when colocated: 2 drops the weights too (a full sync follows anyway)."""
     sync_bucket_mb: float = Field(256.0, gt=0)
+    overlap: bool = False
+    """Generate step k+1's batch while the learners train on step k's (one step off-policy). The engines then
+    sample with weights one update old; the learner uses their logprobs as the old policy's in the clipped
+    ratio, so the update stays an importance-weighted one. Needs the engines awake while the learners train:
+    not with colocate (vLLM can still share the learners' GPU through fractional num_gpus)."""
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
 
     @model_validator(mode="after")
     def _vllm_only(self) -> RolloutSection:
         if self.engine != "vllm" and (self.weight_sync != "object_store" or self.colocate):
             raise ValueError("rollout.weight_sync=cuda_ipc and rollout.colocate need rollout.engine=vllm")
+        if self.overlap and self.colocate:
+            raise ValueError("rollout.overlap needs the rollout engines awake while the learners train, and "
+                             "rollout.colocate puts vLLM to sleep then: set one of them to false (to share a GPU "
+                             "without sleeping, give both roles fractional resources.num_gpus)")
         return self
 
 

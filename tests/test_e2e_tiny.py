@@ -1,5 +1,5 @@
 """`rlvr train` on the tiny preset through Ray: 2 rollout actors, a reward actor, 2 DeepSpeed learners; the
-mean reward must clearly rise."""
+mean reward must clearly rise, with rollouts in step with the updates and overlapped with them."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def test_tiny_preset_reward_rises(tmp_path):
+@pytest.mark.parametrize("overlap", [False, True], ids=["sync", "overlap"])
+def test_tiny_preset_reward_rises(tmp_path, overlap):
     args = [sys.executable, "-m", "rlvr", "train", str(REPO / "configs" / "tiny.yaml"),
-            "--set", f"run.output_dir={tmp_path}", "--set", "run.steps=100"]
+            "--set", f"run.output_dir={tmp_path}", "--set", "run.steps=100", "--set", f"rollout.overlap={overlap}"]
     env = {**os.environ, "RAY_ADDRESS": ""}
     proc = subprocess.run(args, capture_output=True, text=True, timeout=900, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -30,3 +31,13 @@ def test_tiny_preset_reward_rises(tmp_path):
     last = statistics.fmean(r["reward/mean"] for r in rows[-10:])
     print(f"mean reward: first 10 steps {first:.3f}, last 10 steps {last:.3f}")
     assert last > first + 0.2, f"reward did not rise: {first:.3f} -> {last:.3f}"
+    # |log ratio| to the old policy: the HF engine's logprobs equal the learner's (fp32), so it is ~0 whenever the
+    # batch came from the learner's current weights: every step in sync mode and step 0 overlapped. Overlapped,
+    # later batches are one update old and the engine's logprobs are the old policy's, so the ratio moves.
+    drift = [r["learner/log_ratio_abs"] for r in rows]
+    print(f"|log ratio|: step 0 {drift[0]:.2e}, median of steps 1+ {statistics.median(drift[1:]):.2e}")
+    assert drift[0] < 1e-4
+    if overlap:
+        assert statistics.median(drift[1:]) > 1e-3
+    else:
+        assert max(drift) == 0.0  # on-policy the old logprobs are the current ones, detached

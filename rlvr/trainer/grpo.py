@@ -101,6 +101,8 @@ def grpo_loss(
     stats = {
         "pg_loss_sum": float((pg_BT.detach() * mask_f).sum()),
         "clipped_sum": float((clipped_BT.float() * mask_f).sum()),
+        # |log ratio| to the old policy: 0 on-policy, the policy's drift (and engine/learner numerics) off it
+        "log_ratio_abs_sum": float(((logp_BT.detach() - old_logp_BT).abs() * mask_f).sum()),
         "tokens": float(mask_f.sum()),
     }
     if cfg.kl_coef > 0:

@@ -3,13 +3,17 @@
     sample prompts -> G rollouts each -> rewards -> group advantages -> learner update(s)
     -> push new weights to the rollout workers -> metrics -> checkpoint
 
+With rollout.overlap the next step's prompts are sampled and scored while the learners update (BatchSource).
+
 The loop only calls typed methods of worker groups (rollout, reward, learner); where those run (Ray actors on any
 node) is decided when they are built, in `rlvr.launch`.
 """
 
 from __future__ import annotations
 
+import pickle
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,8 @@ from rlvr.rollout.base import Completion, Rollout, SamplingParams
 from rlvr.trainer.checkpoint import CheckpointDir, load_rng, save_rng
 from rlvr.trainer.grpo import group_advantages
 from rlvr.trainer.metrics import MetricsLogger, learner_metrics, rollout_metrics
+
+NEXT_BATCH = "next_batch.pkl"  # with rollout.overlap: the batch sampled ahead, saved with a checkpoint
 
 
 class RolloutWorkers(Protocol):
@@ -67,7 +73,8 @@ def sampling_params(cfg: RunConfig, step: int, draw: int = 0) -> SamplingParams:
     # the seed depends only on (run seed, step, draw): a resumed run samples exactly what the uninterrupted one did
     return SamplingParams(n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p,
                           max_new_tokens=r.max_new_tokens, stop=tuple(r.stop),
-                          seed=cfg.run.seed * 1_000_003 + step * 1_000 + draw)
+                          seed=cfg.run.seed * 1_000_003 + step * 1_000 + draw,
+                          logprobs=r.overlap)  # only overlapped training reads the engine's logprobs
 
 
 @dataclass
@@ -127,47 +134,127 @@ def zero_variance_fraction(groups: list[Group]) -> float:
     return sum(max(g.rewards) == min(g.rewards) for g in groups) / len(groups)
 
 
+@dataclass
+class StepBatch:
+    """One step's training groups and what was seen while collecting them."""
+
+    groups: list[Group]
+    on_policy: list[float]
+    """Rewards of the first draw: the unbiased sample (refills select groups, so they do not count)."""
+    zero_var: float
+    draws: int
+    times: dict[str, float]
+
+
+def collect_batch(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler, step: int) -> StepBatch:
+    """Sample, score and (optionally) drop-and-refill one step's groups."""
+    timer = PhaseTimer()
+    groups = sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step), timer)
+    on_policy = [r for g in groups for r in g.rewards]
+    zero_var, draws = zero_variance_fraction(groups), 0
+    if cfg.algorithm.drop_zero_variance_groups:
+        def draw(d: int) -> list[Group]:
+            return sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step, d), timer)
+        groups, draws = refill_informative(groups, draw, cfg.algorithm.max_refill_draws)
+    return StepBatch(groups, on_policy, zero_var, draws, timer.times)
+
+
 def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler, logger: MetricsLogger,
              start_step: int = 0) -> dict[str, float]:
     ckpt = CheckpointDir(Path(cfg.run.output_dir), cfg.checkpoint.keep_last)
+    batches = BatchSource(lambda step: collect_batch(cfg, workers, tokenizer, sampler, step), cfg.run.steps)
+    if cfg.rollout.overlap and start_step:
+        batches.resume(ckpt, start_step)
     metrics: dict[str, float] = {}
-    for step in range(start_step, cfg.run.steps):
-        timer, t0 = PhaseTimer(), time.perf_counter()
-        groups = sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step), timer)
-        # the first draw is the unbiased on-policy sample: reward/mean and zero_variance come from it, not from the
-        # batch that drop-and-refill selects
-        on_policy = [r for g in groups for r in g.rewards]
-        zero_var, draws = zero_variance_fraction(groups), 0
-        if cfg.algorithm.drop_zero_variance_groups:
-            def draw(d: int) -> list[Group]:
-                return sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step, d), timer)
-            groups, draws = refill_informative(groups, draw, cfg.algorithm.max_refill_draws)
-        rollouts, _ = build_rollouts(groups, cfg.algorithm.scale_by_std)
-        with timer("learn"):
-            if cfg.rollout.colocate:
-                workers.rollout.sleep(cfg.rollout.sleep_level)  # hand the shared GPU to the learners
-            stats = workers.learners.train_grpo(rollouts)
-        with timer("weight_sync"):
-            sync_weights(cfg, workers)
-        timer.times["time/step_s"] = time.perf_counter() - t0
-        metrics = step_metrics(on_policy, zero_var, groups, rollouts, stats, timer.times, draws)
-        logger.log(step, metrics)
-        if should_save(cfg, step + 1):
-            save_checkpoint(cfg, workers, ckpt, sampler, step + 1)
+    try:
+        for step in range(start_step, cfg.run.steps):
+            timer, t0 = PhaseTimer(), time.perf_counter()
+            with timer("wait_rollout"):
+                batch = batches.take(step)
+            if cfg.rollout.overlap:
+                batches.start(step + 1)  # sampled with the current weights while the learners update them
+            rollouts, _ = build_rollouts(batch.groups, cfg.algorithm.scale_by_std)
+            with timer("learn"):
+                if cfg.rollout.colocate:
+                    workers.rollout.sleep(cfg.rollout.sleep_level)  # hand the shared GPU to the learners
+                stats = workers.learners.train_grpo(rollouts)
+            with timer("wait_rollout"):
+                batches.settle()  # the engines must be idle before their weights change
+            with timer("weight_sync"):
+                sync_weights(cfg, workers)
+            timer.times["time/step_s"] = time.perf_counter() - t0
+            metrics = step_metrics(batch, rollouts, stats, {**batch.times, **timer.times})
+            logger.log(step, metrics)
+            if should_save(cfg, step + 1):
+                save_checkpoint(cfg, workers, ckpt, sampler, step + 1, batches.ahead_batch())
+    finally:
+        batches.close()
     return metrics
 
 
-def step_metrics(on_policy: list[float], zero_var: float, groups: list[Group], rollouts: list[Rollout],
-                 stats: dict[str, float], times: dict[str, float], draws: int) -> dict[str, float]:
+class BatchSource:
+    """Each step's batch: collected when asked for, or (rollout.overlap) started one step ahead on a thread.
+
+    Overlapped, batch k+1 is sampled while the learners train on batch k, so it comes from the weights before
+    update k: one step off-policy. `settle` waits for it before the weights change, so every batch is sampled
+    with one set of weights.
+    """
+
+    def __init__(self, collect, steps: int):
+        self.collect, self.steps = collect, steps
+        self.pool: ThreadPoolExecutor | None = None
+        self.ahead: tuple[int, Future] | None = None
+
+    def take(self, step: int) -> StepBatch:
+        if self.ahead is None:
+            return self.collect(step)
+        ahead_step, future = self.ahead
+        if ahead_step != step:
+            raise RuntimeError(f"batch for step {ahead_step} was collected ahead, step {step} asked for")
+        self.ahead = None
+        return future.result()
+
+    def start(self, step: int) -> None:
+        if step >= self.steps:
+            return
+        self.pool = self.pool or ThreadPoolExecutor(1, thread_name_prefix="rlvr-rollout-ahead")
+        self.ahead = (step, self.pool.submit(self.collect, step))
+
+    def settle(self) -> None:
+        if self.ahead is not None:
+            self.ahead[1].result()  # re-raises a rollout or reward failure here, in the loop
+
+    def ahead_batch(self) -> StepBatch | None:
+        """The finished batch of the next step (saved with a checkpoint, so a resumed run trains on it)."""
+        return None if self.ahead is None else self.ahead[1].result()
+
+    def resume(self, ckpt: CheckpointDir, step: int) -> None:
+        found = ckpt.latest()
+        path = None if found is None else found[0] / NEXT_BATCH
+        if path is None or not path.exists():
+            print(f"[rlvr] the checkpoint holds no next batch (written without rollout.overlap): step {step} "
+                  "samples with the restored weights", flush=True)
+            return
+        done: Future = Future()
+        done.set_result(pickle.loads(path.read_bytes()))
+        self.ahead = (step, done)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def step_metrics(batch: StepBatch, rollouts: list[Rollout], stats: dict[str, float],
+                 times: dict[str, float]) -> dict[str, float]:
     lengths = [len(r.completion_ids) for r in rollouts]
     return {
-        **rollout_metrics(on_policy, lengths, zero_var),
+        **rollout_metrics(batch.on_policy, lengths, batch.zero_var),
         "reward/trained_mean": sum(r.reward for r in rollouts) / len(rollouts),
-        **verdict_fractions([res for g in groups for res in g.results]),
+        **verdict_fractions([res for g in batch.groups for res in g.results]),
         **learner_metrics(stats),
         **times,
-        "groups/refill_draws": float(draws),
-        "groups/trained_zero_variance_fraction": zero_variance_fraction(groups),
+        "groups/refill_draws": float(batch.draws),
+        "groups/trained_zero_variance_fraction": zero_variance_fraction(batch.groups),
         "throughput/tokens_per_s": sum(lengths) / max(times["time/rollout_s"], 1e-9),
     }
 
@@ -189,11 +276,15 @@ def sync_weights(cfg: RunConfig, workers: Workers) -> None:
         workers.rollout.wake_up(["kv_cache"])
 
 
-def save_checkpoint(cfg: RunConfig, workers: Workers, ckpt: CheckpointDir, sampler: PromptSampler, step: int):
-    """Learner state, then the driver's (data-loader position, RNG); the checkpoint counts only once committed."""
+def save_checkpoint(cfg: RunConfig, workers: Workers, ckpt: CheckpointDir, sampler: PromptSampler, step: int,
+                    next_batch: StepBatch | None = None):
+    """Learner state, then the driver's: data-loader position, RNG and, with rollout.overlap, the next step's batch
+    (sampled by weights the checkpoint no longer holds). The checkpoint counts only once committed."""
     staging = ckpt.staging(step)
     workers.learners.save_checkpoint(str(staging), {"step": step})
     save_rng(staging / "driver_rng.pt")
+    if next_batch is not None:
+        (staging / NEXT_BATCH).write_bytes(pickle.dumps(next_batch))
     return ckpt.commit(staging, {"step": step, "sampler": sampler.state_dict()})
 
 

@@ -116,9 +116,12 @@ class Learner:
         alg = self.cfg.algorithm
         loss_cfg = grpo.LossConfig(alg.clip_eps_low, alg.clip_eps_high, alg.kl_coef, alg.kl_estimator, alg.loss_agg)
         self.engine.train()
-        # On-policy (one optimizer step per batch) the old policy *is* the current one: ratio = exp(logp - logp.detach())
-        # is 1 with the same gradient, so the extra forward pass that recomputes old logprobs is skipped.
-        old = self._logprobs(self.engine.module, rollouts) if alg.mini_batches > 1 else None
+        # Old-policy logprobs, three cases. Overlapped rollouts (rollout.overlap) were sampled by the policy before
+        # the last update, which the learner no longer has: the engine's own logprobs stand for it. On-policy with
+        # one optimizer step per batch the old policy *is* the current one: ratio = exp(logp - logp.detach()) is 1
+        # with the same gradient, so no extra forward pass. Otherwise they are recomputed before the first step.
+        behaviour = self.cfg.rollout.overlap
+        old = self._logprobs(self.engine.module, rollouts) if alg.mini_batches > 1 and not behaviour else None
         ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None else None
         micro = self.cfg.learner.micro_batch_size
         per_mini = len(rollouts) // alg.mini_batches
@@ -128,11 +131,14 @@ class Learner:
             normalizer = self._loss_scale(mini)
             for i, chunk in enumerate(chunks(mini, micro)):
                 k = m * (per_mini // micro) + i
-                mb = collate(chunk, self.pad_id).to(self.engine.device)
+                mb = collate(chunk, self.pad_id, rollout_logprobs=behaviour).to(self.engine.device)
                 targets_BT, mask_BT = self._window_targets(mb)
                 logp_BT, entropy_BT = grpo.logprobs_and_entropy(
                     self._window_logits(self.engine, mb), targets_BT, self.cfg.rollout.temperature)
-                old_BT = old[k] if old is not None else logp_BT.detach()
+                if behaviour:
+                    old_BT = mb.rollout_logprobs_BT[:, mb.window_start :]
+                else:
+                    old_BT = old[k] if old is not None else logp_BT.detach()
                 loss, stats = grpo.grpo_loss(logp_BT, old_BT, mb.advantages_B, mask_BT, loss_cfg, normalizer,
                                              None if ref is None else ref[k])
                 stats["entropy_sum"] = float((entropy_BT * mask_BT).sum())

@@ -39,6 +39,8 @@ def learner_metrics(stats: dict[str, float]) -> dict[str, float]:
         "learner/grad_norm": stats["grad_norm"],
         "learner/lr": stats["lr"],
     }
+    if "log_ratio_abs_sum" in stats:
+        out["learner/log_ratio_abs"] = stats["log_ratio_abs_sum"] / tokens
     if "kl_sum" in stats:
         out["learner/kl"] = stats["kl_sum"] / tokens
     return out
