@@ -211,3 +211,19 @@ def test_gsm8k_gold():
     assert extract_gsm8k_gold("... #### 1,450,000") == "1450000"
     assert extract_gsm8k_gold("#### -10") == "-10"
     assert extract_gsm8k_gold("no marker 18") is None
+
+
+@pytest.mark.parametrize("completion, score", [
+    ("She has 3 + 4 = 7 apples.\n#### 7", 1.0),
+    ("#### 1,600 dollars", 1.0),
+    ("#### 12\nand later #### 13", 1.0),  # the last one is the answer; the format holds either way
+    ("The answer is 7.", 0.0),
+    ("####", 0.0),
+    ("#### seven", 0.0),
+    ("", 0.0),
+])
+def test_gsm8k_format_reward_pays_for_a_strict_answer_right_or_wrong(completion, score):
+    from rlvr.rewards.format import gsm8k_format_reward
+
+    result = gsm8k_format_reward("q", completion, "999")
+    assert result.score == score, result.reason

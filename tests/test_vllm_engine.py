@@ -99,7 +99,8 @@ def test_modules_import_without_vllm():
     import rlvr.rollout.vllm_worker_ext  # noqa: F401
 
 
-@pytest.mark.parametrize("preset", ["gpu_smollm2_grpo_bench", "gpu_smollm2_gsm8k_sft", "gpu_smollm2_gsm8k_grpo"])
+@pytest.mark.parametrize("preset", ["gpu_smollm2_grpo_bench", "gpu_smollm2_gsm8k_sft", "gpu_smollm2_gsm8k_grpo",
+                                    "gpu_smollm2_gsm8k_format_grpo"])
 def test_gpu_presets_load(preset):
     # the GPU presets run only on the lent machine: a typo must still fail here, not after a device start
     from pathlib import Path
@@ -112,7 +113,8 @@ def test_gpu_presets_load(preset):
 
         assert [s.kind for s in plan(cfg)] == ["sft"]
     else:
-        assert cfg.rollout.engine == "vllm" and cfg.rollout.colocate and cfg.rollout.weight_sync == "cuda_ipc"
+        assert cfg.rollout.engine == "vllm" and cfg.rollout.weight_sync == "cuda_ipc"
+        assert cfg.rollout.colocate != cfg.rollout.overlap  # asleep during updates, or overlapped with them
         assert cfg.learner.resources.num_gpus + cfg.rollout.resources.num_gpus <= 1  # both share one GPU
 
 

@@ -2,11 +2,15 @@
 the other in separate processes in one command (so both see the same machine and the same warm caches).
 
 - rlvr: `python3 -m rlvr train configs/gpu_smollm2_grpo_bench.yaml` (vLLM + DeepSpeed learner sharing the GPU by
-  Ray fractional GPUs, CUDA IPC weight sync, reward on CPU); step times are `time/step_s` from its metrics.jsonl.
-  If that run fails, it is run once more with `rollout.weight_sync=object_store` (reported as such).
-- TRL: benchmarks/gpu/trl_grpo.py on the same model, prompts, G, lengths, batch and reward function.
+  Ray fractional GPUs, CUDA IPC weight sync, reward on CPU) with each variant's overrides (RLVR_VARIANTS: vLLM
+  asleep while the learner trains, or awake and overlapped with it); step times are `time/step_s` from its
+  metrics.jsonl.
+- TRL: benchmarks/gpu/trl_grpo.py on the same model, prompts, G, lengths, batch and reward function, per
+  micro-batch size asked for (TRL gets every micro-batch size rlvr gets, so neither side wins by that alone).
 
-Both: median step time after dropping the first `--drop` steps (warm-up); samples/s = samples per step / median.
+`--sides` lists the runs in order (a side is skipped when the budget left is too small). Every side: median step
+time after dropping the first `--drop` steps (warm-up); samples/s = samples per step / median. The headline ratio
+is the best rlvr side over the best TRL side.
 
     python benchmarks/gpu/bench_grpo_vs_trl.py --model /root/models/smollm2 --out bench.json
 """
@@ -26,7 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from phase import run_streaming  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-PHASES = ("time/rollout_s", "time/reward_s", "time/learn_s", "time/weight_sync_s", "time/step_s")
+RLVR_VARIANTS = {
+    "colocate": [],  # the config as written: vLLM sleeps while the learner trains
+    "overlap": ["rollout.colocate=false", "rollout.overlap=true"],
+    "overlap_micro64": ["rollout.colocate=false", "rollout.overlap=true", "learner.micro_batch_size=64"],
+    "colocate_micro64": ["learner.micro_batch_size=64"],
+}
+PHASES = ("time/wait_rollout_s", "time/rollout_s", "time/reward_s", "time/learn_s", "time/weight_sync_s", "time/step_s")
 
 
 def median_after(values: list[float], drop: int) -> float | None:
@@ -42,8 +52,9 @@ def gpu_memory() -> str:
         return "?"
 
 
-def run_rlvr(args, overrides: list[str], timeout_s: float) -> dict:
-    out_dir = Path(args.workdir) / "rlvr"
+def run_rlvr(args, variant: str, timeout_s: float) -> dict:
+    overrides = RLVR_VARIANTS[variant]
+    out_dir = Path(args.workdir) / f"rlvr_{variant}"
     shutil.rmtree(out_dir, ignore_errors=True)
     cmd = [sys.executable, "-m", "rlvr", "train", args.config, f"--set=run.output_dir={out_dir}",
            f"--set=model.path={args.model}", f"--set=data.path={args.data}", f"--set=run.steps={args.steps}",
@@ -55,8 +66,8 @@ def run_rlvr(args, overrides: list[str], timeout_s: float) -> dict:
     metrics_file = out_dir / "metrics.jsonl"
     rows = [json.loads(l) for l in metrics_file.read_text().splitlines() if l.strip()] if metrics_file.is_file() else []
     if args.metrics_copy and rows:
-        shutil.copy(metrics_file, args.metrics_copy)
-    res = {"side": "rlvr", "rc": rc, "wall_s": round(wall, 1), "overrides": overrides, "steps": len(rows),
+        shutil.copy(metrics_file, args.metrics_copy.replace(".jsonl", f"_{variant}.jsonl"))
+    res = {"side": f"rlvr:{variant}", "rc": rc, "wall_s": round(wall, 1), "overrides": overrides, "steps": len(rows),
            "step_s": [round(r["time/step_s"], 4) for r in rows],
            "phases_median_s": {k: median_after([r[k] for r in rows if k in r], args.drop) for k in PHASES},
            "reward_mean": [r.get("reward/mean") for r in rows],
@@ -66,16 +77,17 @@ def run_rlvr(args, overrides: list[str], timeout_s: float) -> dict:
     return res
 
 
-def run_trl(args, timeout_s: float) -> dict:
-    out = Path(args.workdir) / "trl.json"
+def run_trl(args, micro: str, timeout_s: float) -> dict:
+    out = Path(args.workdir) / f"trl_{micro}.json"
     out.unlink(missing_ok=True)
     cmd = [sys.executable, str(REPO / "benchmarks/gpu/trl_grpo.py"), "--model", args.model, "--data", args.data,
-           "--steps", str(args.steps), "--out", str(out), "--workdir", str(Path(args.workdir) / "trl")]
+           "--steps", str(args.steps), "--micro", micro, "--out", str(out),
+           "--workdir", str(Path(args.workdir) / "trl")]
     print("+ " + " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     rc = run_streaming(cmd, timeout_s)
-    res = json.loads(out.read_text()) if out.is_file() else {"side": "trl", "steps": 0, "step_s": []}
-    res.update(rc=rc, wall_s=round(time.perf_counter() - t0, 1))
+    res = json.loads(out.read_text()) if out.is_file() else {"steps": 0, "step_s": []}
+    res.update(side=f"trl:micro{micro}", rc=rc, wall_s=round(time.perf_counter() - t0, 1))
     print(f"trl rc={rc} step_s={res['step_s']}  GPU memory after: {gpu_memory()}", flush=True)
     return res
 
@@ -95,39 +107,41 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--drop", type=int, default=2)
     ap.add_argument("--samples-per-step", type=int, default=64)
-    ap.add_argument("--budget-s", type=float, default=560, help="both sides together, fallback included")
+    ap.add_argument("--budget-s", type=float, default=570, help="all sides together")
+    ap.add_argument("--sides", default="rlvr:colocate,trl:16",
+                    help=f"comma list of rlvr:VARIANT ({', '.join(RLVR_VARIANTS)}) and trl:MICRO_BATCH, run in order")
+    ap.add_argument("--min-side-s", type=float, default=110, help="skip a side when less budget than this is left")
     ap.add_argument("--rlvr-set", action="append", default=[], help="extra rlvr override (CPU dry runs)")
-    ap.add_argument("--only", choices=["rlvr", "trl"], default=None)
     ap.add_argument("--workdir", default="/tmp/bench_grpo")
-    ap.add_argument("--metrics-copy", default=None, help="copy rlvr's metrics.jsonl here")
+    ap.add_argument("--metrics-copy", default=None, help="copy each rlvr side's metrics.jsonl here (+ _VARIANT)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     deadline = time.monotonic() + args.budget_s
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "steps": args.steps,
-                    "drop": args.drop, "samples_per_step": args.samples_per_step, "model": args.model}
+                    "drop": args.drop, "samples_per_step": args.samples_per_step, "model": args.model,
+                    "sides": {}, "summary": {}, "skipped": []}
 
     def save() -> None:
         Path(args.out).write_text(json.dumps(result, indent=1))
 
-    if args.only != "trl":
-        rlvr = run_rlvr(args, [], min(330, deadline - time.monotonic() - 200))
-        if rlvr["steps"] < args.steps and args.only is None and deadline - time.monotonic() > 330:
-            result["rlvr_cuda_ipc_failed"] = rlvr
-            rlvr = run_rlvr(args, ["rollout.weight_sync=object_store"], min(300, deadline - time.monotonic() - 200))
-        result["rlvr"] = rlvr
+    for side in args.sides.split(","):
+        kind, _, what = side.partition(":")
+        left = deadline - time.monotonic()
+        if left < args.min_side_s:
+            result["skipped"].append(side)
+            continue
+        res = run_rlvr(args, what, min(330, left)) if kind == "rlvr" else run_trl(args, what, min(240, left))
+        result["sides"][side] = res
+        result["summary"][side] = summarize(res, args.drop, args.samples_per_step)
         save()
-    if args.only != "rlvr":
-        result["trl"] = run_trl(args, max(60, deadline - time.monotonic()))
-        save()
-    for side in ("rlvr", "trl"):
-        if side in result:
-            result[f"{side}_summary"] = summarize(result[side], args.drop, args.samples_per_step)
-    a, b = result.get("rlvr_summary", {}).get("samples_per_s"), result.get("trl_summary", {}).get("samples_per_s")
-    result["ratio_rlvr_over_trl"] = a / b if a and b else None
+    best = {k: max((v["samples_per_s"] or 0 for s, v in result["summary"].items() if s.startswith(k)), default=0)
+            for k in ("rlvr", "trl")}
+    result["ratio_best_rlvr_over_best_trl"] = best["rlvr"] / best["trl"] if best["rlvr"] and best["trl"] else None
     save()
-    print(json.dumps({k: v for k, v in result.items() if k.endswith("summary") or k.startswith("ratio")}, indent=1))
-    return 0 if result["ratio_rlvr_over_trl"] or args.only else 1
+    print(json.dumps({"summary": result["summary"], "ratio": result["ratio_best_rlvr_over_best_trl"],
+                      "skipped": result["skipped"]}, indent=1))
+    return 0 if result["summary"] else 1
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """Rollout throughput: rlvr's vLLM engine in a Ray actor versus raw `vllm.LLM.generate`, one command, one GPU.
 
 Same model, same prompts (random token ids, fixed seed), same sampling parameters (n, temperature, top_p,
-max_tokens, ignore_eos so every completion has the same length). Each side runs in its own subprocess, one after
-the other, so each gets the whole GPU and frees it completely when done.
+max_tokens, ignore_eos so every completion has the same length), with and without per-token logprobs.
 
-- raw: a default `vllm.LLM`, timed twice per round: plain params, and the same params plus `logprobs=0` (RL needs
-  the sampled token's logprob, so that is the like-for-like ceiling).
+Both engines live at once on the GPU (each with `--gpu-mem` of it) and the timed calls are interleaved, round by
+round: raw, raw with logprobs, rlvr, rlvr with logprobs. Only one engine works at a time, and drift of the
+machine (clocks, other tenants) hits every side alike, which one side after the other in separate processes did
+not give (raw's own calls varied 1.7-2.8 s there).
+
+- raw: a default `vllm.LLM` in this process; plain params, and the same plus `logprobs=0` (the sampled token's).
 - rlvr: `VLLMEngine` inside a Ray actor (as `RolloutGroup` runs it), timed from the driver: Ray's transfer of
-  prompts and completions included. Falls back to the engine in-process if Ray cannot start, and says so.
+  prompts and completions included; `SamplingParams(logprobs=False|True)`.
 
     python benchmarks/gpu/bench_rollout.py --model /root/models/qwen05b --out results/rollout.json
 """
@@ -49,58 +52,51 @@ def summary(times: list[float], tokens: int) -> dict:
             "tokens_per_s": round(tokens / med, 1)}
 
 
-def run_raw(args) -> dict:
+def run_interleaved(args) -> dict:
+    import ray
     import vllm
 
-    t = time.perf_counter()
-    llm = vllm.LLM(model=args.model, dtype="bfloat16", seed=0, gpu_memory_utilization=args.gpu_mem)
-    init_s = time.perf_counter() - t
-    batch = [{"prompt_token_ids": p} for p in prompts(args.prompts, args.prompt_len, args.vocab)]
-    base = dict(n=args.n, temperature=args.temperature, top_p=args.top_p, max_tokens=args.new_tokens, ignore_eos=True)
-    out = {"init_s": round(init_s, 1)}
-    for label, extra in (("raw", {}), ("raw_logprobs", {"logprobs": 0})):
-        sp = vllm.SamplingParams(**base, **extra)
-
-        def gen(sp=sp):
-            res = llm.generate(batch, sp, use_tqdm=False)
-            return sum(len(o.token_ids) for r in res for o in r.outputs)
-
-        out[label] = summary(*timed(gen, args.repeats))
-    return out
-
-
-def run_rlvr(args) -> dict:
     from rlvr.config import RolloutSection
     from rlvr.rollout.base import SamplingParams
     from rlvr.rollout.vllm_engine import VLLMEngine
 
-    cfg = RolloutSection(engine="vllm", gpu_memory_utilization=args.gpu_mem, temperature=args.temperature,
-                         top_p=args.top_p, max_new_tokens=args.new_tokens)
-    params = SamplingParams(n=args.n, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.new_tokens)
     batch = prompts(args.prompts, args.prompt_len, args.vocab)
     out: dict = {}
     t = time.perf_counter()
-    try:
-        import ray
+    ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    cfg = RolloutSection(engine="vllm", gpu_memory_utilization=args.gpu_mem, temperature=args.temperature,
+                         top_p=args.top_p, max_new_tokens=args.new_tokens)
+    actor = ray.remote(num_gpus=0.5)(VLLMEngine).remote(args.model, cfg, 0, ignore_eos=True)
+    ray.get(actor.__ray_ready__.remote(), timeout=900)
+    out["rlvr_init_s"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
+    llm = vllm.LLM(model=args.model, dtype="bfloat16", seed=0, gpu_memory_utilization=args.gpu_mem)
+    out["raw_init_s"] = round(time.perf_counter() - t, 1)
 
-        ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False)
-        actor = ray.remote(num_gpus=1)(VLLMEngine).remote(args.model, cfg, 0, ignore_eos=True)
-        ray.get(actor.__ray_ready__.remote(), timeout=900)
-        out["where"] = "ray actor"
+    base = dict(n=args.n, temperature=args.temperature, top_p=args.top_p, max_tokens=args.new_tokens, ignore_eos=True)
+    raw_batch = [{"prompt_token_ids": p} for p in batch]
 
-        def gen():
-            return sum(len(c.token_ids) for c in ray.get(actor.generate.remote(batch, params)))
-    except Exception as exc:  # noqa: BLE001 - a benchmark reports why Ray failed and measures in-process instead
-        out["ray_error"] = f"{type(exc).__name__}: {exc}"[:500]
-        out["where"] = "in-process (Ray failed)"
-        engine = VLLMEngine(args.model, cfg, 0, ignore_eos=True)
+    def raw(extra):
+        sp = vllm.SamplingParams(**base, **extra)
+        return lambda: sum(len(o.token_ids) for r in llm.generate(raw_batch, sp, use_tqdm=False) for o in r.outputs)
 
-        def gen():
-            return sum(len(c.token_ids) for c in engine.generate(batch, params))
-    out["init_s"] = round(time.perf_counter() - t, 1)
-    out["rlvr"] = summary(*timed(gen, args.repeats))
-    if out["where"] == "ray actor":
-        ray.shutdown()
+    def rlvr(logprobs):
+        sp = SamplingParams(n=args.n, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.new_tokens,
+                            logprobs=logprobs)
+        return lambda: sum(len(c.token_ids) for c in ray.get(actor.generate.remote(batch, sp)))
+
+    sides = {"raw": raw({}), "raw_logprobs": raw({"logprobs": 0}), "rlvr": rlvr(False), "rlvr_logprobs": rlvr(True)}
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    tokens: dict[str, int] = {}
+    for rnd in range(args.repeats + 1):  # round 0 warms every side up, untimed
+        for name, fn in sides.items():
+            t = time.perf_counter()
+            tokens[name] = fn()
+            if rnd:
+                times[name].append(time.perf_counter() - t)
+    for name in sides:
+        out[name] = summary(times[name], tokens[name])
+    ray.shutdown()
     return out
 
 
@@ -114,25 +110,26 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--top-p", type=float, default=1.0)
-    ap.add_argument("--gpu-mem", type=float, default=0.85)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--phase", choices=["raw", "rlvr"], default=None, help="internal: run one side and print JSON")
-    ap.add_argument("--phase-timeout", type=float, default=420)
+    ap.add_argument("--gpu-mem", type=float, default=0.4, help="each engine's share of the GPU")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--phase", choices=["all"], default=None, help="internal: run the measurement and print JSON")
+    ap.add_argument("--phase-timeout", type=float, default=520)
     ap.add_argument("--out", default="rollout.json")
     args = ap.parse_args()
 
     if args.phase:
-        emit(run_raw(args) if args.phase == "raw" else run_rlvr(args))
+        emit(run_interleaved(args))
         return
 
-    report = {"config": {k: v for k, v in vars(args).items() if k not in ("phase", "out")}}
-    for phase in ("raw", "rlvr"):
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--phase", phase]
-        report[phase] = run_phase(cmd, args.phase_timeout)
-    raw, rl = report["raw"], report["rlvr"]
-    if "raw" in raw and "rlvr" in rl:
-        report["rlvr_over_raw"] = round(rl["rlvr"]["tokens_per_s"] / raw["raw"]["tokens_per_s"], 3)
-        report["rlvr_over_raw_logprobs"] = round(rl["rlvr"]["tokens_per_s"] / raw["raw_logprobs"]["tokens_per_s"], 3)
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "config": {k: v for k, v in vars(args).items() if k not in ("phase", "out")}}
+    res = run_phase([sys.executable, __file__, *sys.argv[1:], "--phase", "all"], args.phase_timeout)
+    report["result"] = res
+    if "raw" in res and "rlvr" in res:
+        tps = {k: res[k]["tokens_per_s"] for k in ("raw", "raw_logprobs", "rlvr", "rlvr_logprobs")}
+        report["rlvr_over_raw"] = round(tps["rlvr"] / tps["raw"], 3)
+        report["rlvr_logprobs_over_raw_logprobs"] = round(tps["rlvr_logprobs"] / tps["raw_logprobs"], 3)
+        report["rlvr_logprobs_over_raw"] = round(tps["rlvr_logprobs"] / tps["raw"], 3)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
     print(json.dumps(report, indent=2))

@@ -3,6 +3,7 @@
 #   bash benchmarks/gpu/run_on_device.sh STAGE...
 # Phase 1 (benchmarks of pieces):  install prepare sync rollout logprobs nccl
 # Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
+# Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
 # install: the wheelhouse parts already moved to /root/wh (../shared/gpu/README.md); prepare: both models into
 # /root/models (once per machine); the GSM8K files come carried in .gpudata/ (benchmarks/gpu/prepare_gsm8k.py).
 # Results go to $OUT (what comes back; at most 8 files a call), runs and eval files to /root/runs (kept while the
@@ -77,6 +78,17 @@ for s in "$@"; do
     rollout)
       stage rollout 560 python3 benchmarks/gpu/bench_rollout.py --model $M/qwen05b --phase-timeout 270 \
         --out "$OUT/rollout.json" ;;
+    learner)
+      stage learner 300 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 140 \
+        --out "$OUT/learner.json" ;;
+    grpo_sides)
+      quiet grpo_sides 590 python3 benchmarks/gpu/bench_grpo_vs_trl.py --model $M/smollm2 --budget-s ${SIDES_S:-570} \
+        --sides "${SIDES:-rlvr:overlap,trl:16,rlvr:colocate}" --out "$OUT/grpo_sides.json" \
+        --metrics-copy "$OUT/grpo_sides_rlvr.jsonl" ;;
+    format_grpo)
+      quiet format_grpo "-s INT ${FORMAT_S:-330}" python3 -m rlvr train configs/gpu_smollm2_gsm8k_format_grpo.yaml \
+        --set run.output_dir=$R/format_grpo --set model.path=$M/smollm2 ${FORMAT_SET:-}
+      cp $R/format_grpo/metrics.jsonl "$OUT/format_grpo_metrics.jsonl" ;;
     pytest)
       python3 -c "import pytest" 2>/dev/null || { python3 -m pip install -q --no-index --no-deps --target /root/pyt \
         .gpudata/whl/*.whl && export PYTHONPATH=$PYTHONPATH:/root/pyt; }

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rlvr.rewards.extract import extract_gsm8k_strict
 from rlvr.rewards.types import RewardResult, Verdict
+
+
+def gsm8k_format_reward(prompt: str, completion: str, reference: str) -> RewardResult:
+    """1.0 if the completion states a number in GSM8K's own format ("#### 42", what strict-match scoring reads),
+    right or wrong; composed with the math reward it pays a little for an answer the grader can find."""
+    answer = extract_gsm8k_strict(completion)
+    if answer is None:
+        return RewardResult(0.0, Verdict.INCORRECT, reason='no "#### <number>" in the completion')
+    return RewardResult(1.0, Verdict.CORRECT, reason=f"states #### {answer}")
 
 
 def format_reward(

@@ -1,0 +1,113 @@
+"""Learner update time alone (no vLLM, no Ray): rlvr's `Learner.train_grpo` on one GPU, for a few DeepSpeed ZeRO
+stages and micro-batch sizes, on a batch shaped like the GRPO benchmark's (64 completions, prompts ~90-140 tokens,
+completions 60-256 tokens, SmolLM2-135M-Instruct, bf16). Each variant runs in its own process (a fresh process
+group); 2 warm-up updates, then `--steps` timed ones (median). One variant is also profiled (torch.profiler).
+
+    python benchmarks/gpu/bench_learner.py --model /root/models/smollm2 --out learner.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from phase import emit, run_phase  # noqa: E402
+
+VARIANTS = {  # name: config overrides
+    "zero2_micro16": ["learner.zero_stage=2", "learner.micro_batch_size=16"],
+    "zero0_micro16": ["learner.zero_stage=0", "learner.micro_batch_size=16"],
+    "zero2_micro64": ["learner.zero_stage=2", "learner.micro_batch_size=64"],
+    "zero0_micro64": ["learner.zero_stage=0", "learner.micro_batch_size=64"],
+}
+
+
+def synthetic_rollouts(n: int, vocab: int, seed: int = 0):
+    from rlvr.rollout.base import Rollout
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        prompt = [rng.randrange(min(100, vocab - 1), vocab) for _ in range(rng.randint(90, 140))]
+        completion = [rng.randrange(min(100, vocab - 1), vocab) for _ in range(rng.randint(60, 256))]
+        out.append(Rollout(prompt, completion, [-1.0] * len(completion), 0.0, rng.gauss(0, 1), group=i // 8))
+    return out
+
+
+def run_variant(args) -> dict:
+    import torch
+
+    from rlvr.config import load_config
+    from rlvr.trainer.deepspeed_setup import free_port
+    from rlvr.trainer.learner import Learner
+
+    cfg = load_config(None, [f"model.path={args.model}", "model.dtype=bfloat16", "learner.num_actors=1",
+                             "learner.precision=bf16", "learner.lr=1e-6", "rollout.samples_per_prompt=8",
+                             "data.prompts_per_step=8", *VARIANTS[args.variant]])
+    learner = Learner(cfg, args.model, 0, 1)
+    t = time.perf_counter()
+    learner.setup("127.0.0.1", free_port(), cfg.grad_accum_steps, 100)
+    setup_s = time.perf_counter() - t
+    vocab = learner.engine.module.config.vocab_size
+    batches = [synthetic_rollouts(64, vocab, seed) for seed in range(args.steps + 2)]
+    cuda = torch.cuda.is_available()  # CPU: a dry run of the script itself
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    times = []
+    for i, batch in enumerate(batches):
+        sync()
+        t = time.perf_counter()
+        learner.train_grpo(batch)
+        sync()
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    out = {"variant": args.variant, "overrides": VARIANTS[args.variant], "setup_s": round(setup_s, 1),
+           "step_s": [round(x, 4) for x in times], "median_s": round(statistics.median(times), 4),
+           "tokens_per_update": sum(len(r.prompt_ids) + len(r.completion_ids) for r in batches[0]),
+           "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
+            learner.train_grpo(batches[0])
+            sync()
+        table = prof.key_averages().table(sort_by="cpu_time_total", row_limit=25, max_name_column_width=60)
+        print(table, flush=True)
+        out["profile_top_cpu"] = table
+        if cuda:
+            out["profile_top_cuda"] = prof.key_averages().table(sort_by="cuda_time_total", row_limit=15,
+                                                                max_name_column_width=60)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="/root/models/smollm2")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--profile-variant", default="zero2_micro16")
+    ap.add_argument("--variant", default=None, help="internal: run one variant and print JSON")
+    ap.add_argument("--profile", action="store_true", help="internal")
+    ap.add_argument("--phase-timeout", type=float, default=150)
+    ap.add_argument("--out", default="learner.json")
+    args = ap.parse_args()
+    if args.variant:
+        emit(run_variant(args))
+        return
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": args.model, "variants": {}}
+    for name in args.variants.split(","):
+        cmd = [sys.executable, __file__, "--model", args.model, "--steps", str(args.steps), "--variant", name]
+        if name == args.profile_variant:
+            cmd.append("--profile")
+        report["variants"][name] = run_phase(cmd, args.phase_timeout)
+        print(json.dumps({k: v for k, v in report["variants"][name].items() if not k.startswith("profile")}),
+              flush=True)
+        Path(args.out).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
