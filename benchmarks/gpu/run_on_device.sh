@@ -76,7 +76,7 @@ for s in "$@"; do
       stage nccl 420 python3 benchmarks/gpu/bench_weight_sync.py --phases nccl --model $M/qwen05b \
         --phase-timeout 400 --out "$OUT/nccl.json" ;;
     rollout)
-      stage rollout 560 python3 benchmarks/gpu/bench_rollout.py --model $M/qwen05b --phase-timeout 270 \
+      stage rollout 490 python3 benchmarks/gpu/bench_rollout.py --model $M/qwen05b --phase-timeout 470 \
         --out "$OUT/rollout.json" ;;
     learner)
       stage learner 300 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 140 \
