@@ -51,6 +51,16 @@ def test_nccl_config_errors_name_the_fix(sets, expected):
         load_config(None, BASE + sets)
 
 
+def test_gpu_nccl_preset_loads():
+    # runs only on the lent 2-GPU machine: a typo must still fail here, not after a device start
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "gpu_smollm2_grpo_nccl.yaml")
+    r, lr = cfg.rollout, cfg.learner
+    assert (r.engine, r.weight_sync, r.colocate, cfg.run.steps) == ("vllm", "nccl", False, 12)
+    assert (r.resources.num_gpus, lr.resources.num_gpus, lr.num_actors) == (1, 1, 1)  # one GPU each: two in all
+
+
 def test_broadcast_ranks_put_each_engine_after_the_last():
     assert broadcast_ranks([1]) == (2, [1])
     assert broadcast_ranks([2, 1, 4]) == (8, [1, 3, 4])  # learner 0; engine 0: 1-2, engine 1: 3, engine 2: 4-7
