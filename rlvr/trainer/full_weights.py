@@ -41,3 +41,7 @@ def iter_full_weights(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tens
         # a no-op for tensors that are not ZeRO-3 parameters (other stages, buffers)
         with deepspeed.zero.GatheredParameters([t], modifier_rank=None):
             yield name, t.detach()
+            if hasattr(t, "ds_id") and t.is_cuda:
+                # the consumer's copy may still be queued on the GPU, and releasing the gathered buffer can hand its
+                # memory to DeepSpeed's gather stream: let the copy finish first
+                torch.cuda.current_stream(t.device).synchronize()
