@@ -112,9 +112,11 @@ class RolloutSection(_Section):
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1.0)
     max_model_len: int | None = Field(None, ge=16)
-    weight_sync: Literal["object_store", "cuda_ipc"] = "object_store"
+    weight_sync: Literal["object_store", "cuda_ipc", "nccl"] = "object_store"
     """object_store: learner rank 0's weights go through Ray's object store (any engine, any node);
-    cuda_ipc: rank 0 packs bf16 buckets on its GPU and vLLM maps them by CUDA IPC (same GPU(s), no host copy)."""
+    cuda_ipc: rank 0 packs bf16 buckets on its GPU and vLLM maps them by CUDA IPC (same GPU(s), no host copy);
+    nccl: rank 0 broadcasts bf16 buckets over NCCL to every vLLM worker (learners and engines on separate GPUs,
+    any node; ZeRO-3 parameters are gathered one at a time)."""
     colocate: bool = False
     """vLLM shares the learners' GPU: it sleeps (frees its memory) while the learners train and wakes to sync."""
     sleep_level: Literal[1, 2] = 2
@@ -129,12 +131,22 @@ class RolloutSection(_Section):
 
     @model_validator(mode="after")
     def _vllm_only(self) -> RolloutSection:
-        if self.engine != "vllm" and (self.weight_sync != "object_store" or self.colocate):
-            raise ValueError("rollout.weight_sync=cuda_ipc and rollout.colocate need rollout.engine=vllm")
+        if self.engine != "vllm" and self.weight_sync != "object_store":
+            raise ValueError(f"rollout.weight_sync={self.weight_sync} needs rollout.engine=vllm")
+        if self.engine != "vllm" and self.colocate:
+            raise ValueError("rollout.colocate needs rollout.engine=vllm")
+        return self
+
+    @model_validator(mode="after")
+    def _modes_compatible(self) -> RolloutSection:
         if self.overlap and self.colocate:
             raise ValueError("rollout.overlap needs the rollout engines awake while the learners train, and "
                              "rollout.colocate puts vLLM to sleep then: set one of them to false (to share a GPU "
                              "without sleeping, give both roles fractional resources.num_gpus)")
+        if self.weight_sync == "nccl" and self.colocate:
+            # NCCL refuses two ranks of one communicator on the same GPU
+            raise ValueError("rollout.weight_sync=nccl needs the learners and vLLM on separate GPUs, but "
+                             "rollout.colocate=true shares one: use rollout.weight_sync=cuda_ipc when sharing a GPU")
         return self
 
 
@@ -306,6 +318,17 @@ class RunConfig(_Section):
                 f"data.prompts_per_step*rollout.samples_per_prompt = {samples} samples per step is not divisible by "
                 f"learner.num_actors*learner.micro_batch_size*algorithm.mini_batches = {per_update}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _nccl_whole_gpus(self) -> RunConfig:
+        if self.rollout.weight_sync != "nccl":
+            return self
+        for role, spec in (("learner", self.learner.resources), ("rollout", self.rollout.resources)):
+            # a fraction lets Ray put a learner and an engine on one GPU, which NCCL refuses at the first sync
+            if spec.num_gpus < 1 or spec.num_gpus != int(spec.num_gpus):
+                raise ValueError(f"rollout.weight_sync=nccl needs whole GPUs per actor, but {role}.resources.num_gpus "
+                                 f"is {spec.num_gpus:g}")
         return self
 
     @property

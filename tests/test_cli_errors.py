@@ -29,6 +29,8 @@ def run_train(tmp_path: Path, *sets: str) -> subprocess.CompletedProcess:
     (["rewards.functions=[{path: 'no_such_pkg.mod:fn'}]"], "reward function 'no_such_pkg.mod:fn' cannot be imported"),
     (["model.random_init=null", "model.path=/no/such/model"], "model.path '/no/such/model' does not exist"),
     (["learner.resources.num_gpus=1"], "impossible resource request: each learner actor asks for"),
+    (["rollout.engine=vllm", "rollout.weight_sync=nccl", "rollout.colocate=true"],
+     "use rollout.weight_sync=cuda_ipc when sharing a GPU"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, sets, expected):
     proc = run_train(tmp_path, *sets)

@@ -4,6 +4,7 @@
 # Phase 1 (benchmarks of pieces):  install prepare sync rollout logprobs nccl
 # Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
+# Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
 # install: the wheelhouse parts already moved to /root/wh (../shared/gpu/README.md); prepare: both models into
 # /root/models (once per machine); the GSM8K files come carried in .gpudata/ (benchmarks/gpu/prepare_gsm8k.py).
 # Results go to $OUT (what comes back; at most 8 files a call), runs and eval files to /root/runs (kept while the
@@ -39,6 +40,11 @@ quiet() {  # quiet NAME SECONDS CMD...: like stage, but the log only goes to std
     --format=csv,noheader 2>/dev/null) ==="
   [ "$rc" = 0 ] || status=1
   return $rc
+}
+
+need_pytest() {  # the image has no pytest: it travels as a wheel in .gpudata/whl
+  python3 -c "import pytest" 2>/dev/null || { python3 -m pip install -q --no-index --no-deps --target /root/pyt \
+    .gpudata/whl/*.whl && export PYTHONPATH=$PYTHONPATH:/root/pyt; }
 }
 
 latest_export() {  # latest_export RUN_DIR: the hf/ export of the newest complete checkpoint
@@ -90,9 +96,13 @@ for s in "$@"; do
         --set run.output_dir=$R/format_grpo --set model.path=$M/smollm2 ${FORMAT_SET:-}
       cp $R/format_grpo/metrics.jsonl "$OUT/format_grpo_metrics.jsonl" ;;
     pytest)
-      python3 -c "import pytest" 2>/dev/null || { python3 -m pip install -q --no-index --no-deps --target /root/pyt \
-        .gpudata/whl/*.whl && export PYTHONPATH=$PYTHONPATH:/root/pyt; }
+      need_pytest
       stage pytest_gpu ${PYTEST_S:-240} python3 -m pytest -m gpu tests/test_vllm_engine.py -v -p no:cacheprovider ;;
+    pytest_nccl)
+      # 2 GPUs: a learner actor broadcasts to a vLLM actor by NCCL, then their logprobs must match
+      need_pytest
+      stage pytest_nccl ${PYTEST_S:-300} python3 -m pytest -m gpu tests/test_weight_sync_nccl.py -v -s \
+        -p no:cacheprovider ;;
     eval_base)
       evaluate base $M/smollm2 ;;
     grpo_bench)
@@ -111,6 +121,11 @@ for s in "$@"; do
         --set run.output_dir=$R/gpu_gsm8k_grpo --set "model.path=$(latest_export $R/gpu_gsm8k/sft)"
       cp $R/gpu_gsm8k_grpo/metrics.jsonl "$OUT/grpo_metrics.jsonl"
       cp $R/gpu_gsm8k_grpo/preflight.json "$OUT/grpo_preflight.json" ;;
+    grpo_nccl)
+      # 2 GPUs: learner and vLLM on one each, weights by NCCL broadcast; SIGINT at the deadline as for grpo
+      quiet grpo_nccl "-s INT ${GRPO_NCCL_S:-420}" python3 -m rlvr train configs/gpu_smollm2_grpo_nccl.yaml \
+        --set run.output_dir=$R/gpu_grpo_nccl --set model.path=$M/smollm2
+      cp $R/gpu_grpo_nccl/metrics.jsonl "$OUT/grpo_nccl_metrics.jsonl" ;;
     eval_grpo)
       evaluate grpo "$(latest_export $R/gpu_gsm8k_grpo)"
       compare sft grpo

@@ -7,6 +7,7 @@ import ray
 from rlvr.actors.calls import gather
 from rlvr.config import RunConfig
 from rlvr.rollout.base import Rollout
+from rlvr.rollout.weight_sync import broadcast_ranks
 from rlvr.trainer.batch import shard_minibatches
 from rlvr.trainer.learner import Learner
 
@@ -60,6 +61,20 @@ class LearnerGroup:
     def push_weights_ipc(self, engines: list, bucket_mb: float) -> int:
         """Rank 0 sends its weights straight to colocated vLLM engines by CUDA IPC; all ranks join a ZeRO-3 gather."""
         return sum(self._all("send_weights_ipc", engines, bucket_mb))
+
+    def setup_weight_broadcast(self, engines: list) -> None:
+        """weight_sync=nccl, once per run: the NCCL group {learner rank 0} + {every worker of every engine}."""
+        world, offsets = broadcast_ranks([self.cfg.rollout.tensor_parallel_size] * len(engines))
+        host, port = gather([self.actors[0].master_address.remote()], self.names[:1], self.timeout)[0]
+        # every join blocks until all have joined: start the engines' first, then rank 0's, then wait for all
+        refs = [e.init_nccl.remote(host, port, offset, world) for e, offset in zip(engines, offsets)]
+        refs.append(self.actors[0].join_weight_broadcast.remote(host, port, world))
+        names = [f"rollout worker {i}" for i in range(len(engines))] + self.names[:1]
+        gather(refs, names, self.timeout, "joining the weight broadcast group")
+
+    def push_weights_nccl(self, engines: list, bucket_mb: float) -> int:
+        """Rank 0 broadcasts its weights to vLLM engines on other GPUs; all ranks take part in ZeRO-3 gathers."""
+        return sum(self._all("broadcast_weights", engines, bucket_mb))
 
     def save_checkpoint(self, directory: str, client_state: dict) -> None:
         self._all("save_checkpoint", directory, client_state)

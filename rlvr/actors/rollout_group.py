@@ -44,8 +44,9 @@ class RolloutGroup:
 
     def _restart(self, i: int, cause: str) -> None:
         if self.cfg.rollout.weight_sync != "object_store":
-            # weights pushed by CUDA IPC never pass through the driver: a new worker could only start from the
-            # initial model, which would silently train on stale samples; stop instead (resume restores them)
+            # weights pushed by CUDA IPC or NCCL never pass through the driver: a new worker could only start from
+            # the initial model, which would silently train on stale samples (and, with NCCL, it would be outside
+            # the broadcast group, formed once per run); stop instead (resume restores them)
             raise ActorDied(f"{self.names[i]} died during {cause}; with rollout.weight_sync="
                             f"{self.cfg.rollout.weight_sync} it cannot be restarted with current weights", self.names[i])
         self.generation[i] += 1

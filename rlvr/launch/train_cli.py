@@ -100,6 +100,8 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
                                service_kwargs={"stop": list(cfg.rollout.stop)}),
             learners=LearnerGroup(cfg, model_path, placement.scheduling("learner"), optim_steps),
         )
+        if cfg.rollout.weight_sync == "nccl":  # formed once; it lives as long as the actors
+            workers.learners.setup_weight_broadcast(workers.rollout.actors)
         sampler = PromptSampler(examples, cfg.run.seed)
         start = resume(cfg, workers, sampler) if cfg.checkpoint.resume else 0
         if cfg.algorithm.preflight_prompts and start == 0:

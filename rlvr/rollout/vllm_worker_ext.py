@@ -18,7 +18,12 @@ import pickle
 
 import torch
 
-from rlvr.rollout.weight_sync import BucketPlan, gpu_uuid, unpack_bucket
+from rlvr.rollout.weight_sync import (
+    BucketPlan,
+    gpu_uuid,
+    receive_buckets,
+    unpack_bucket,
+)
 
 
 class WeightSyncExtension:
@@ -55,16 +60,8 @@ class WeightSyncExtension:
     def rlvr_receive_nccl(self, plans_wire: list[dict]) -> int:
         """Receive every bucket of `plans_wire` from rank 0, loading each as it lands; returns bytes received.
 
-        One buffer of the largest bucket's size is reused: load_weights copies out of it on the same stream
-        before the next broadcast writes into it.
+        load_weights copies out of the reused receive buffer on the same stream before the next broadcast
+        writes into it (see weight_sync.receive_buckets).
         """
         plans = [BucketPlan.from_wire(w) for w in plans_wire]
-        stream = torch.cuda.current_stream(self.device)
-        buf_all = torch.empty(max(p.nbytes for p in plans), dtype=torch.uint8, device=self.device)
-        model = self.model_runner.model
-        for plan in plans:
-            buf = buf_all[: plan.nbytes]
-            self._rlvr_comm.broadcast(buf, src=0, stream=stream)
-            model.load_weights(unpack_bucket(buf, plan))
-        stream.synchronize()
-        return sum(p.nbytes for p in plans)
+        return receive_buckets(self._rlvr_comm, plans, self.device, self.model_runner.model.load_weights)

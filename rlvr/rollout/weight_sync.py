@@ -9,7 +9,9 @@ gathering. `pack_buckets` then consumes (name, tensor) pairs lazily: each tensor
 the next is asked for, so a generator that gathers one ZeRO-3 parameter at a time only holds one gathered at once.
 
 Two transports: CUDA IPC (learner and engine on the same GPU: the engine maps the learner's buffer, no host copy)
-and an NCCL broadcast from learner rank 0 to every engine worker (separate GPUs). vLLM is imported lazily.
+and an NCCL broadcast from learner rank 0 to every engine worker (separate GPUs). The broadcast's bucket protocol
+(`broadcast_buckets`/`receive_buckets`) takes any communicator with `broadcast(tensor, src, stream)`, so CPU tests
+run it over gloo. vLLM is imported lazily.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -177,6 +180,64 @@ def send_ipc(
 # NCCL broadcast (learner rank 0 -> every engine worker on other GPUs)
 
 
+class Communicator(Protocol):
+    """What the bucket protocol needs of a group: vLLM's PyNcclCommunicator; in CPU tests, gloo."""
+
+    def broadcast(self, tensor: torch.Tensor, src: int, stream=None) -> None: ...
+
+
+def broadcast_ranks(tp_sizes: list[int]) -> tuple[int, list[int]]:
+    """World size and each engine's first rank in the broadcast group: the learner is rank 0, then every worker
+    of engine 0, of engine 1, ... (engine e's workers join as offset[e] + their TP rank)."""
+    offsets, next_rank = [], 1
+    for tp in tp_sizes:
+        offsets.append(next_rank)
+        next_rank += tp
+    return next_rank, offsets
+
+
+def _stream(device: torch.device):
+    return torch.cuda.current_stream(device) if device.type == "cuda" else None
+
+
+def broadcast_buckets(comm: Communicator, named: Iterable[tuple[str, torch.Tensor]], plans: list[BucketPlan],
+                      device: torch.device | str) -> int:
+    """Sender (rank 0): pack and broadcast every bucket; the receivers must be in `receive_buckets`. Returns bytes.
+
+    One staging buffer is enough: packing and broadcasting run in order on the current stream, so bucket k+1
+    overwrites the buffer only after bucket k's broadcast has been issued ahead of it.
+    """
+    device = torch.device(device)
+    stream = _stream(device)
+    staging = torch.empty(max(p.nbytes for p in plans), dtype=torch.uint8, device=device)
+    total = 0
+    for plan, buf in pack_buckets(named, plans, device, out=staging):
+        comm.broadcast(buf, src=0, stream=stream)
+        total += plan.nbytes
+    if stream is not None:
+        stream.synchronize()
+    return total
+
+
+def receive_buckets(comm: Communicator, plans: list[BucketPlan], device: torch.device | str,
+                    load: Callable[[list[tuple[str, torch.Tensor]]], None]) -> int:
+    """Receiver: take every bucket from rank 0 and `load` its (name, view) pairs as it lands; returns bytes.
+
+    One buffer of the largest bucket's size is reused, so `load` must be done with the views (copied out, or its
+    copies enqueued on the current stream, as vLLM's load_weights does) before it returns.
+    """
+    device = torch.device(device)
+    stream = _stream(device)
+    buf_all = torch.empty(max(p.nbytes for p in plans), dtype=torch.uint8, device=device)
+    for plan in plans:
+        buf = buf_all[: plan.nbytes]
+        comm.broadcast(buf, src=0, stream=stream)
+        load(unpack_bucket(buf, plan))
+    if stream is not None:
+        stream.synchronize()
+    return sum(p.nbytes for p in plans)
+
+
 class NcclBroadcaster:
     """Rank 0 of a group {learner rank 0} + {every engine worker}; workers join with `WeightSyncExtension`.
 
@@ -194,16 +255,5 @@ class NcclBroadcaster:
         self.comm = PyNcclCommunicator(group, device=self.device)
 
     def broadcast(self, named: Iterable[tuple[str, torch.Tensor]], plans: list[BucketPlan]) -> int:
-        """Broadcast every bucket; the workers must already be in `rlvr_receive_nccl(plans)`. Returns bytes sent.
-
-        One staging buffer is enough: packing and broadcasting run in order on the current stream, so bucket k+1
-        overwrites the buffer only after bucket k's broadcast has been issued ahead of it.
-        """
-        stream = torch.cuda.current_stream(self.device)
-        staging = torch.empty(max(p.nbytes for p in plans), dtype=torch.uint8, device=self.device)
-        total = 0
-        for plan, buf in pack_buckets(named, plans, self.device, out=staging):
-            self.comm.broadcast(buf, src=0, stream=stream)
-            total += plan.nbytes
-        stream.synchronize()
-        return total
+        """Broadcast every bucket; the workers must already be in `rlvr_receive_nccl(plans)`. Returns bytes sent."""
+        return broadcast_buckets(self.comm, named, plans, self.device)

@@ -270,6 +270,8 @@ def sync_weights(cfg: RunConfig, workers: Workers) -> None:
         workers.rollout.wake_up(["weights"])
     if cfg.rollout.weight_sync == "cuda_ipc":
         workers.learners.push_weights_ipc(workers.rollout.actors, cfg.rollout.sync_bucket_mb)
+    elif cfg.rollout.weight_sync == "nccl":
+        workers.learners.push_weights_nccl(workers.rollout.actors, cfg.rollout.sync_bucket_mb)
     else:
         workers.rollout.load_weights(workers.learners.weights_ref())
     if cfg.rollout.colocate:

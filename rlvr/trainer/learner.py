@@ -29,11 +29,12 @@ class Learner:
         self.cfg, self.model_path, self.rank, self.world_size = cfg, model_path, rank, world_size
         self.engine = None
         self.ref_model = None
+        self.broadcaster = None  # rank 0, weight_sync=nccl: its end of the NCCL group with the vLLM workers
 
     # -- setup -------------------------------------------------------------------------------------------------
 
     def master_address(self) -> tuple[str, int]:
-        """Called on rank 0: where the other ranks find it."""
+        """Called on rank 0: where the other ranks (or the vLLM workers of a weight broadcast) find it."""
         import ray
 
         return ray.util.get_node_ip_address(), free_port()
@@ -224,6 +225,39 @@ class Learner:
                         timeout=self.cfg.cluster.actor_timeout_s)
 
             return send_ipc(named, plan_for(named, bucket_mb), deliver)
+
+    def join_weight_broadcast(self, host: str, port: int, world_size: int) -> None:
+        """Rank 0, weight_sync=nccl: become rank 0 of the NCCL group with every vLLM worker. Blocks until all of
+        them have joined, so their joins must already be under way."""
+        from rlvr.rollout.weight_sync import NcclBroadcaster
+
+        self.broadcaster = NcclBroadcaster(host, port, world_size, self.engine.device)
+
+    def broadcast_weights(self, engines: list, bucket_mb: float) -> int:
+        """Separate-GPU vLLM: rank 0 broadcasts bf16 buckets over NCCL to every worker of `engines` (rollout actors
+        with `receive_nccl`). Every rank must call this: ZeRO-3 parameters are gathered one at a time, in step, so
+        the whole model is never held gathered. Returns the bytes sent (0 on other ranks)."""
+        import ray
+
+        from rlvr.rollout.weight_sync import plan_buckets
+        from rlvr.trainer.full_weights import iter_full_weights, weight_metas
+
+        module = self.engine.module
+        named = iter_full_weights(module)
+        if self.rank != 0:
+            for _ in named:  # follow rank 0 through every gather
+                pass
+            return 0
+        if self.broadcaster is None:
+            raise RuntimeError("broadcast_weights before join_weight_broadcast (LearnerGroup.setup_weight_broadcast)")
+        plans = plan_buckets(weight_metas(module, torch.bfloat16), bucket_mb)
+        wire = [p.to_wire() for p in plans]
+        # receives first: broadcast() waits until its buckets have landed, which needs every worker to be inside
+        # its receive already
+        refs = [e.receive_nccl.remote(wire) for e in engines]
+        sent = self.broadcaster.broadcast(((n, t.to(torch.bfloat16)) for n, t in named), plans)
+        ray.get(refs, timeout=self.cfg.cluster.actor_timeout_s)
+        return sent
 
     def save_checkpoint(self, directory: str, client_state: dict | None = None) -> None:
         """DeepSpeed state (weights, optimizer, scheduler) plus a Hugging Face export for the next stage."""
