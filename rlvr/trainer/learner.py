@@ -149,6 +149,10 @@ class Learner:
                     totals[key] = totals.get(key, 0.0) + v
             totals["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         totals["lr"] = self.scheduler.get_last_lr()[0]
+        if self.cfg.rollout.colocate and torch.cuda.is_available():
+            # vLLM wakes on this GPU next: give back the blocks PyTorch's caching allocator keeps after the update
+            # (activations of a 64-sequence micro-batch, ~30 GB for SmolLM2), or the wake-up runs out of memory
+            torch.cuda.empty_cache()
         return totals
 
     # -- causal-LM stages (pretraining, SFT) -------------------------------------------------------------------
