@@ -35,17 +35,6 @@ def prompts(n: int, length: int, vocab: int, seed: int = 0) -> list[list[int]]:
     return [[rng.randrange(1, vocab - 1) for _ in range(length)] for _ in range(n)]
 
 
-def timed(fn, repeats: int) -> tuple[list[float], int]:
-    """Seconds per call (after one untimed warm-up call) and generated tokens per call."""
-    tokens = fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        tokens = fn()
-        times.append(time.perf_counter() - t)
-    return times, tokens
-
-
 def summary(times: list[float], tokens: int) -> dict:
     med = statistics.median(times)
     return {"seconds": [round(t, 3) for t in times], "median_s": round(med, 3), "tokens": tokens,

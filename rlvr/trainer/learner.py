@@ -208,27 +208,40 @@ class Learner:
                 return None
             return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
+    def _weights_to_sync(self, bucket_mb: float):
+        """Rank 0: (bucket plans, lazy (name, bf16 tensor) pairs) of the full weights; other ranks: None, after
+        following rank 0 through every ZeRO-3 gather. Parameters are gathered one at a time as the pairs are
+        consumed, so every rank must call this for each sync and rank 0 must consume every pair."""
+        from rlvr.rollout.weight_sync import plan_buckets
+        from rlvr.trainer.full_weights import iter_full_weights, weight_metas
+
+        module = self.engine.module
+        named = iter_full_weights(module)
+        if self.rank != 0:
+            for _ in named:  # follow rank 0 through every gather
+                pass
+            return None
+        plans = plan_buckets(weight_metas(module, torch.bfloat16), bucket_mb)
+        return plans, ((n, t.to(torch.bfloat16)) for n, t in named)
+
     def send_weights_ipc(self, engines: list, bucket_mb: float) -> int:
         """Colocated vLLM: rank 0 packs bf16 buckets on its GPU and each engine maps them by CUDA IPC (no host
         copy). `engines` are rollout actors with `load_ipc_bucket`; returns the bytes sent (0 on other ranks)."""
-        import deepspeed
         import ray
 
-        from rlvr.rollout.weight_sync import plan_for, send_ipc
+        from rlvr.rollout.weight_sync import send_ipc
 
-        module = self.engine.module
-        enabled = self.cfg.learner.zero_stage == 3
-        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None, enabled=enabled):
-            if self.rank != 0:
-                return 0
-            named = [(k, v.detach().to(torch.bfloat16)) for k, v in module.state_dict().items()]
+        weights = self._weights_to_sync(bucket_mb)
+        if weights is None:
+            return 0
+        plans, named = weights
 
-            def deliver(plan_wire: dict, handles: bytes) -> None:
-                # every engine must have loaded the bucket before the buffer is reused
-                ray.get([e.load_ipc_bucket.remote(plan_wire, handles) for e in engines],
-                        timeout=self.cfg.cluster.actor_timeout_s)
+        def deliver(plan_wire: dict, handles: bytes) -> None:
+            # every engine must have loaded the bucket before the buffer is reused
+            ray.get([e.load_ipc_bucket.remote(plan_wire, handles) for e in engines],
+                    timeout=self.cfg.cluster.actor_timeout_s)
 
-            return send_ipc(named, plan_for(named, bucket_mb), deliver)
+        return send_ipc(named, plans, deliver)
 
     def join_weight_broadcast(self, host: str, port: int, world_size: int) -> None:
         """Rank 0, weight_sync=nccl: become rank 0 of the NCCL group with every vLLM worker. Blocks until all of
@@ -243,23 +256,17 @@ class Learner:
         the whole model is never held gathered. Returns the bytes sent (0 on other ranks)."""
         import ray
 
-        from rlvr.rollout.weight_sync import plan_buckets
-        from rlvr.trainer.full_weights import iter_full_weights, weight_metas
-
-        module = self.engine.module
-        named = iter_full_weights(module)
-        if self.rank != 0:
-            for _ in named:  # follow rank 0 through every gather
-                pass
+        weights = self._weights_to_sync(bucket_mb)
+        if weights is None:
             return 0
         if self.broadcaster is None:
             raise RuntimeError("broadcast_weights before join_weight_broadcast (LearnerGroup.setup_weight_broadcast)")
-        plans = plan_buckets(weight_metas(module, torch.bfloat16), bucket_mb)
+        plans, named = weights
         wire = [p.to_wire() for p in plans]
         # receives first: broadcast() waits until its buckets have landed, which needs every worker to be inside
         # its receive already
         refs = [e.receive_nccl.remote(wire) for e in engines]
-        sent = self.broadcaster.broadcast(((n, t.to(torch.bfloat16)) for n, t in named), plans)
+        sent = self.broadcaster.broadcast(named, plans)
         ray.get(refs, timeout=self.cfg.cluster.actor_timeout_s)
         return sent
 
