@@ -112,6 +112,11 @@ class RolloutSection(_Section):
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1.0)
     max_model_len: int | None = Field(None, ge=16)
+    kv_cache_gb: float | None = Field(None, gt=0)
+    """vLLM: a fixed KV cache size instead of what is left of gpu_memory_utilization after a profiling run. That
+    run assumes no other process changes its GPU memory meanwhile, which fails at random when several engines
+    (or a learner) start together on one GPU; a fixed size skips it. gpu_memory_utilization still must be free
+    at start-up."""
     weight_sync: Literal["object_store", "cuda_ipc", "nccl"] = "object_store"
     """object_store: learner rank 0's weights go through Ray's object store (any engine, any node);
     cuda_ipc: rank 0 packs bf16 buckets on its GPU and vLLM maps them by CUDA IPC (same GPU(s), no host copy);
@@ -127,6 +132,12 @@ class RolloutSection(_Section):
     sample with weights one update old; the learner uses their logprobs as the old policy's in the clipped
     ratio, so the update stays an importance-weighted one. Needs the engines awake while the learners train:
     not with colocate (vLLM can still share the learners' GPU through fractional num_gpus)."""
+    overlap_old_logprobs: Literal["engine", "learner"] = "engine"
+    """With overlap, where the old (sampling) policy's logprobs come from. engine: the rollout engine returns the
+    sampled tokens' logprobs (vLLM alone on an H100: +23% rollout time for SmolLM2). learner: each learner keeps a
+    copy of its weights from before its last update and recomputes them with one extra forward pass (the copy is
+    saved with checkpoints; not with ZeRO-3, whose ranks hold only a shard of the weights). On one H100 shared by
+    vLLM and the learner, learner was the slower of the two (1.15 vs 1.08 s per step, docs/benchmarks.md)."""
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
 
     @model_validator(mode="after")
@@ -329,6 +340,18 @@ class RunConfig(_Section):
             if spec.num_gpus < 1 or spec.num_gpus != int(spec.num_gpus):
                 raise ValueError(f"rollout.weight_sync=nccl needs whole GPUs per actor, but {role}.resources.num_gpus "
                                  f"is {spec.num_gpus:g}")
+        return self
+
+    @model_validator(mode="after")
+    def _learner_old_logprobs(self) -> RunConfig:
+        if self.rollout.overlap_old_logprobs != "learner":
+            return self
+        if not self.rollout.overlap:
+            raise ValueError("rollout.overlap_old_logprobs=learner only applies with rollout.overlap=true (without "
+                             "overlap the batch comes from the learner's current weights): remove it or set overlap")
+        if self.learner.zero_stage == 3:
+            raise ValueError("rollout.overlap_old_logprobs=learner keeps a full copy of the previous weights on every "
+                             "rank, which ZeRO-3 shards: use learner.zero_stage <= 2 or overlap_old_logprobs=engine")
         return self
 
     @property

@@ -177,6 +177,23 @@ def test_overlap_with_colocated_sleep_is_refused_before_anything_starts():
                            "rollout.overlap=true"])
 
 
+@pytest.mark.parametrize("extra, match", [
+    (["rollout.overlap=false"], "only applies with rollout.overlap=true"),
+    (["rollout.overlap=true", "learner.zero_stage=3"], "ZeRO-3 shards"),
+])
+def test_learner_old_logprobs_refused_where_they_cannot_work(extra, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, ["model.random_init.hidden_size=64", "rollout.overlap_old_logprobs=learner", *extra])
+
+
+def test_learner_old_logprobs_stop_asking_the_engine_for_them():
+    from rlvr.trainer.grpo_loop import sampling_params
+
+    base = ["model.random_init.hidden_size=64", "rollout.overlap=true"]
+    assert sampling_params(load_config(None, base), 0).logprobs
+    assert not sampling_params(load_config(None, [*base, "rollout.overlap_old_logprobs=learner"]), 0).logprobs
+
+
 def test_collate_aligns_engine_logprobs_with_the_tokens_they_score():
     from rlvr.rollout.base import Rollout
     from rlvr.trainer.batch import collate

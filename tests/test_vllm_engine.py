@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -97,6 +98,29 @@ def test_modules_import_without_vllm():
     # CPU installs have no vLLM: importing the engine and the extension must not need it
     import rlvr.rollout.vllm_engine  # noqa: F401
     import rlvr.rollout.vllm_worker_ext  # noqa: F401
+
+
+@pytest.mark.parametrize("kv_cache_gb, expected", [(None, None), (1.5, int(1.5 * 2**30))])
+def test_kv_cache_gb_reaches_vllm_as_bytes(monkeypatch, kv_cache_gb, expected):
+    # vLLM does not run on CPU: a stand-in module records what VLLMEngine hands to vllm.LLM. A fixed KV cache is
+    # what lets several engines start together on one GPU (vLLM's profiling run is skipped), so it must arrive.
+    import types
+
+    from rlvr.config import RolloutSection
+    from rlvr.rollout.vllm_engine import VLLMEngine
+
+    seen = {}
+
+    class LLM:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+        def get_tokenizer(self):
+            return None
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM))
+    VLLMEngine("model-dir", RolloutSection(engine="vllm", kv_cache_gb=kv_cache_gb), 0)
+    assert seen["model"] == "model-dir" and seen.get("kv_cache_memory_bytes") == expected
 
 
 @pytest.mark.parametrize("preset", ["gpu_smollm2_grpo_bench", "gpu_smollm2_gsm8k_sft", "gpu_smollm2_gsm8k_grpo",

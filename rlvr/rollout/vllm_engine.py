@@ -48,6 +48,8 @@ class VLLMEngine:
         self.cfg = rollout_cfg
         self.ignore_eos = ignore_eos
         self.bucket_mb = bucket_mb
+        if rollout_cfg.kv_cache_gb:
+            engine_kwargs.setdefault("kv_cache_memory_bytes", int(rollout_cfg.kv_cache_gb * 2**30))
         self.llm = vllm.LLM(
             model=model_path,
             tensor_parallel_size=rollout_cfg.tensor_parallel_size,

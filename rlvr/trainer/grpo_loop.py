@@ -74,7 +74,8 @@ def sampling_params(cfg: RunConfig, step: int, draw: int = 0) -> SamplingParams:
     return SamplingParams(n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p,
                           max_new_tokens=r.max_new_tokens, stop=tuple(r.stop),
                           seed=cfg.run.seed * 1_000_003 + step * 1_000 + draw,
-                          logprobs=r.overlap)  # only overlapped training reads the engine's logprobs
+                          # only overlapped training reads the engine's logprobs, unless the learner recomputes them
+                          logprobs=r.overlap and r.overlap_old_logprobs == "engine")
 
 
 @dataclass

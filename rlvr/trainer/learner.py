@@ -24,11 +24,15 @@ from rlvr.trainer.packing import PackedRow, collate_packed
 from rlvr.trainer.deepspeed_setup import ds_config, free_port, init_process_group, lr_lambda, resolve_backend
 
 
+PREV_POLICY = "prev_policy.pt"  # rollout.overlap_old_logprobs=learner: the previous weights, in a checkpoint
+
+
 class Learner:
     def __init__(self, cfg: RunConfig, model_path: str, rank: int, world_size: int):
         self.cfg, self.model_path, self.rank, self.world_size = cfg, model_path, rank, world_size
         self.engine = None
         self.ref_model = None
+        self.prev_model = None  # rollout.overlap_old_logprobs=learner: the weights from before the last update
         self.broadcaster = None  # rank 0, weight_sync=nccl: its end of the NCCL group with the vLLM workers
 
     # -- setup -------------------------------------------------------------------------------------------------
@@ -62,6 +66,13 @@ class Learner:
         if self.cfg.algorithm.kl_coef > 0:
             self.ref_model = load_model(self.model_path, "float32").to(self.engine.device).eval()
             self.ref_model.requires_grad_(False)
+        r = self.cfg.rollout
+        if r.overlap and r.overlap_old_logprobs == "learner":
+            # the trained module's dtype: in float32 (CPU) equal weights give equal logprobs, a ratio of exactly 1;
+            # in bf16 on an H100 |log ratio| was still 0.041 at step 0 (as large as vLLM's own; docs/benchmarks.md)
+            dtype = next(self.engine.module.parameters()).dtype
+            self.prev_model = load_model(self.model_path, "float32").to(self.engine.device, dtype).eval()
+            self.prev_model.requires_grad_(False)
         self.pad_id = self.engine.module.config.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.engine.module.config.eos_token_id or 0
@@ -117,12 +128,18 @@ class Learner:
         alg = self.cfg.algorithm
         loss_cfg = grpo.LossConfig(alg.clip_eps_low, alg.clip_eps_high, alg.kl_coef, alg.kl_estimator, alg.loss_agg)
         self.engine.train()
-        # Old-policy logprobs, three cases. Overlapped rollouts (rollout.overlap) were sampled by the policy before
-        # the last update, which the learner no longer has: the engine's own logprobs stand for it. On-policy with
-        # one optimizer step per batch the old policy *is* the current one: ratio = exp(logp - logp.detach()) is 1
-        # with the same gradient, so no extra forward pass. Otherwise they are recomputed before the first step.
-        behaviour = self.cfg.rollout.overlap
-        old = self._logprobs(self.engine.module, rollouts) if alg.mini_batches > 1 and not behaviour else None
+        # Old-policy logprobs, four cases. Overlapped rollouts (rollout.overlap) were sampled by the policy before
+        # the last update: either the engine's own logprobs stand for it, or (overlap_old_logprobs=learner) the
+        # copy of that policy kept here recomputes them, and then takes the current weights for the next batch.
+        # On-policy with one optimizer step per batch the old policy *is* the current one: ratio =
+        # exp(logp - logp.detach()) is 1 with the same gradient, so no extra forward pass. Otherwise they are
+        # recomputed before the first step.
+        behaviour = self.cfg.rollout.overlap and self.prev_model is None
+        if self.prev_model is not None:
+            old = self._logprobs(self.prev_model, rollouts)
+            self._keep_current_weights()
+        else:
+            old = self._logprobs(self.engine.module, rollouts) if alg.mini_batches > 1 and not behaviour else None
         ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None else None
         micro = self.cfg.learner.micro_batch_size
         per_mini = len(rollouts) // alg.mini_batches
@@ -154,6 +171,12 @@ class Learner:
             # (activations of a 64-sequence micro-batch, ~30 GB for SmolLM2), or the wake-up runs out of memory
             torch.cuda.empty_cache()
         return totals
+
+    @torch.no_grad()
+    def _keep_current_weights(self) -> None:
+        """prev_model <- the weights about to be updated: the policy that samples the next overlapped batch."""
+        for kept, current in zip(self.prev_model.parameters(), self.engine.module.parameters(), strict=True):
+            kept.copy_(current)
 
     # -- causal-LM stages (pretraining, SFT) -------------------------------------------------------------------
 
@@ -279,11 +302,20 @@ class Learner:
             hf_dir = Path(directory) / "hf"
             self.engine.module.save_pretrained(hf_dir, state_dict=weights)
             _copy_tokenizer(self.model_path, hf_dir)
+            if self.prev_model is not None:  # the batch saved ahead was sampled by these, not the current weights
+                torch.save({k: v.cpu() for k, v in self.prev_model.state_dict().items()},
+                           Path(directory) / PREV_POLICY)
         dist.barrier()
 
     def load_checkpoint(self, directory: str) -> dict:
         _, client_state = self.engine.load_checkpoint(directory, tag="state")
         load_rng(Path(directory) / f"rng_rank{self.rank}.pt")
+        if self.prev_model is not None:
+            path = Path(directory) / PREV_POLICY
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing: the checkpoint was written without "
+                                        "rollout.overlap_old_logprobs=learner; resume with the setting it was run with")
+            self.prev_model.load_state_dict(torch.load(path, map_location=self.engine.device))
         return client_state or {}
 
 

@@ -1,0 +1,195 @@
+"""Where the GRPO step's rollout time goes (one GPU): the GRPO benchmark's exact rollout, timed under variants.
+
+The workload is `configs/gpu_smollm2_grpo_bench.yaml`'s: 8 GSM8K train prompts (chat template) x G = 8, up to 256
+new tokens, T = 1.0, through rlvr's `VLLMEngine` (no Ray: the engine is what is measured). Variants:
+
+- `plain` / `logprobs`: the step's rollout without and with the sampled tokens' logprobs (overlap mode asks for them);
+- `steps B`: B completions forced to 256 tokens (`ignore_eos`): seconds per decoding step against batch size, which
+  says whether splitting a step's completions across several engines could shorten it;
+- `split N`: N engine processes on the same GPU, each given 8/N of the prompts, started together, timed from a
+  common start (the step's rollout with N rollout actors on one GPU).
+
+    python3 benchmarks/gpu/probe_rollout.py --model /root/models/smollm2 --out probe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from rlvr.config import load_config
+from rlvr.data.prompts import PromptSampler, load_examples, render_prompt
+from rlvr.rollout.base import SamplingParams
+
+
+def step_prompts(model: str, steps: int):
+    """The prompt ids of `steps` GRPO steps, as the benchmark config samples them, and that config."""
+    from rlvr.model_io import load_tokenizer
+
+    cfg = load_config(REPO / "configs/gpu_smollm2_grpo_bench.yaml", [f"model.path={model}"])
+    tok = load_tokenizer(model)
+    sampler = PromptSampler(load_examples(cfg.data, cfg.run.seed), cfg.run.seed)
+    return [[render_prompt(tok, cfg.data, ex.prompt) for ex in sampler.next_batch(cfg.data.prompts_per_step)]
+            for _ in range(steps)], cfg
+
+
+def engine(model: str, cfg, seed: int, util: float, kv_gb: float | None, ignore_eos: bool = False):
+    from rlvr.rollout.vllm_engine import VLLMEngine
+
+    rcfg = cfg.rollout.model_copy(update={"gpu_memory_utilization": util, "kv_cache_gb": kv_gb})
+    return VLLMEngine(model, rcfg, seed=seed, ignore_eos=ignore_eos)
+
+
+def timed_generate(eng, prompts, params) -> tuple[float, list]:
+    t0 = time.perf_counter()
+    out = eng.generate(prompts, params)
+    return time.perf_counter() - t0, out
+
+
+def params_for(cfg, n: int, logprobs: bool, max_new: int | None = None) -> SamplingParams:
+    r = cfg.rollout
+    return SamplingParams(n=n, temperature=r.temperature, top_p=r.top_p, max_new_tokens=max_new or r.max_new_tokens,
+                          logprobs=logprobs)
+
+
+def in_process(args, results: dict) -> None:
+    steps, cfg = step_prompts(args.model, args.repeats + 1)
+    G = cfg.rollout.samples_per_prompt
+    t0 = time.perf_counter()
+    eng = engine(args.model, cfg, 0, args.util, None)
+    results["engine_start_s"] = round(time.perf_counter() - t0, 1)
+    for name, lp in (("plain", False), ("logprobs", True)):
+        rows = []
+        for i, prompts in enumerate(steps):
+            s, out = timed_generate(eng, prompts, params_for(cfg, G, lp))
+            lengths = [len(c.token_ids) for c in out]
+            if i:  # the first is a warm-up
+                rows.append({"s": round(s, 4), "completions": len(out), "max_len": max(lengths),
+                             "mean_len": round(statistics.mean(lengths), 1),
+                             "s_per_step_of_longest": round(s / max(lengths), 6)})
+        results[name] = {"median_s": statistics.median(r["s"] for r in rows), "rows": rows}
+        print(name, json.dumps(results[name]), flush=True)
+    del eng
+    # fixed-length decoding: seconds per step against the number of sequences decoded together
+    import gc
+
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache()
+    eng = engine(args.model, cfg, 0, args.util, None, ignore_eos=True)
+    prompts = steps[0]
+    results["steps"] = {}
+    for batch in (8, 16, 32, 64, 128):
+        reps = []
+        for i in range(3):
+            n_prompts = max(1, batch // G)
+            ps = [prompts[j % len(prompts)] for j in range(n_prompts)]
+            s, out = timed_generate(eng, ps, params_for(cfg, batch // n_prompts, False, 256))
+            reps.append(s / 256)
+        results["steps"][str(batch)] = {"ms_per_step": round(1000 * statistics.median(reps[1:]), 3)}
+        print("steps", batch, results["steps"][str(batch)], flush=True)
+
+
+def split_worker(args, index: int, n: int, barrier, queue) -> None:
+    steps, cfg = step_prompts(args.model, args.repeats + 1)
+    G = cfg.rollout.samples_per_prompt
+    eng = engine(args.model, cfg, index, args.split_util / n, args.kv_gb)
+    times = []
+    for i, prompts in enumerate(steps):
+        part = prompts[index::n]
+        barrier.wait()
+        t0 = time.time()
+        eng.generate(part, params_for(cfg, G, args.split_logprobs))
+        times.append((t0, time.time()))
+        barrier.wait()
+    queue.put((index, times))
+    queue.close()
+    queue.join_thread()
+    os._exit(0)  # vLLM's engine core process would otherwise keep this one alive
+
+
+def split(args, n: int) -> dict:
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(n), ctx.Queue()
+    t0 = time.perf_counter()
+    procs = [ctx.Process(target=split_worker, args=(args, i, n, barrier, queue)) for i in range(n)]
+    for p in procs:
+        p.start()
+    try:
+        got = dict(queue.get(timeout=args.phase_timeout) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    walls = []
+    for step in range(1, args.repeats + 1):  # step 0 is a warm-up
+        starts = [got[i][step][0] for i in range(n)]
+        ends = [got[i][step][1] for i in range(n)]
+        walls.append(round(max(ends) - min(starts), 4))
+    res = {"median_s": statistics.median(walls), "walls": walls, "total_s": round(time.perf_counter() - t0, 1)}
+    print("split", n, json.dumps(res), flush=True)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--util", type=float, default=0.3)
+    ap.add_argument("--split", default="2,4", help="comma list of engine counts for the split variant (none: skip it)")
+    ap.add_argument("--split-util", type=float, default=0.3, help="GPU fraction shared by the split engines")
+    ap.add_argument("--split-logprobs", action="store_true")
+    ap.add_argument("--kv-gb", type=float, default=2.0,
+                    help="split engines: fixed KV cache (skips vLLM's start-up profiling, which assumes no other "
+                         "process changes its GPU memory meanwhile)")
+    ap.add_argument("--phase-timeout", type=float, default=400)
+    ap.add_argument("--skip-in-process", action="store_true")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    results: dict = {"args": vars(args), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def save():
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+    if not args.skip_in_process:
+        p = mp.get_context("spawn").Process(target=_in_process_child, args=(args,))
+        p.start()
+        p.join(timeout=args.phase_timeout)
+        if p.is_alive():
+            p.kill()
+            results["in_process"] = "timed out"
+        else:
+            results["in_process"] = json.loads(Path(args.out + ".inproc").read_text()) if p.exitcode == 0 else \
+                f"exit {p.exitcode}"
+        save()
+    for n in [int(x) for x in args.split.split(",") if x.isdigit()]:
+        try:
+            results[f"split_{n}"] = split(args, n)
+        except Exception as exc:  # noqa: BLE001 - record and go on to the next variant
+            results[f"split_{n}"] = f"failed: {type(exc).__name__}: {exc}"
+        save()
+    print(json.dumps(results, indent=1))
+
+
+def _in_process_child(args) -> None:
+    res: dict = {}
+    try:
+        in_process(args, res)
+    finally:
+        Path(args.out + ".inproc").write_text(json.dumps(res))
+    os._exit(0)  # vLLM's engine core process would otherwise keep the child alive
+
+
+if __name__ == "__main__":
+    main()
