@@ -42,3 +42,10 @@ def test_learner_recomputed_old_logprobs_train_like_the_engines_and_resume(ray_c
     assert (resumed / "checkpoints" / "step_000002" / "prev_policy.pt").exists()
     rl_runs.run(rl_runs.config(tiny_model_dir, resumed, *LEARNER, "checkpoint.resume=true"))
     rl_runs.assert_same_metrics(rl_runs.rows(resumed), got)
+
+
+def test_learner_copy_in_bf16_gives_a_ratio_of_exactly_one_at_step_0(ray_cluster, tiny_model_dir, tmp_path):
+    # DeepSpeed's bf16 casts the parameters but keeps the rotary inv_freq buffer in float32; a copy cast whole
+    # rounded it and put |log ratio| at 0.04-0.09 with equal weights (seen on an H100, then here in bf16 on CPU)
+    rl_runs.run(rl_runs.config(tiny_model_dir, tmp_path, *LEARNER, "learner.precision=bf16", "run.steps=1"))
+    assert rl_runs.rows(tmp_path)[0]["learner/log_ratio_abs"] == 0.0

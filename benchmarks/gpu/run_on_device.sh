@@ -4,7 +4,7 @@
 # Phase 1 (benchmarks of pieces):  install prepare sync rollout logprobs nccl
 # Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
-# Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options)
+# Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
 # install: the wheelhouse parts already moved to /root/wh (../shared/gpu/README.md); prepare: both models into
 # /root/models (once per machine); the GSM8K files come carried in .gpudata/ (benchmarks/gpu/prepare_gsm8k.py).
@@ -88,6 +88,10 @@ for s in "$@"; do
     probe)
       stage probe ${PROBE_S:-420} python3 benchmarks/gpu/probe_rollout.py --model $M/smollm2 \
         --phase-timeout ${PROBE_PHASE_S:-300} ${PROBE_ARGS:-} --out "$OUT/probe.json" ;;
+    probe_ratio)
+      # equal weights, equal logprobs? plain transformers, then inside rlvr's Learner (DeepSpeed bf16)
+      stage probe_bf16 120 python3 benchmarks/gpu/probe_bf16_ratio.py --out "$OUT/bf16_ratio.json"
+      stage probe_learner 200 python3 benchmarks/gpu/probe_learner_ratio.py --out "$OUT/learner_ratio.json" ;;
     learner)
       stage learner 300 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 140 \
         --out "$OUT/learner.json" ;;

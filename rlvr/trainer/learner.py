@@ -68,11 +68,16 @@ class Learner:
             self.ref_model.requires_grad_(False)
         r = self.cfg.rollout
         if r.overlap and r.overlap_old_logprobs == "learner":
-            # the trained module's dtype: in float32 (CPU) equal weights give equal logprobs, a ratio of exactly 1;
-            # in bf16 on an H100 |log ratio| was still 0.041 at step 0 (as large as vLLM's own; docs/benchmarks.md)
-            dtype = next(self.engine.module.parameters()).dtype
-            self.prev_model = load_model(self.model_path, "float32").to(self.engine.device, dtype).eval()
+            # equal weights must give equal logprobs (a ratio of exactly 1), so the copy is made like the trained
+            # module: parameters in its dtype, buffers as DeepSpeed leaves them. A plain .to(bf16) also rounds the
+            # rotary inv_freq buffer, which DeepSpeed keeps in float32: |log ratio| 0.041 at step 0 on an H100.
+            module = self.engine.module
+            self.prev_model = load_model(self.model_path, "float32").to(self.engine.device).eval()
             self.prev_model.requires_grad_(False)
+            for kept, trained in zip(self.prev_model.parameters(), module.parameters(), strict=True):
+                kept.data = kept.data.to(trained.dtype)
+            for kept, trained in zip(self.prev_model.buffers(), module.buffers(), strict=True):
+                kept.data = trained.detach().clone()
         self.pad_id = self.engine.module.config.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.engine.module.config.eos_token_id or 0
