@@ -24,6 +24,8 @@ CASES: list[tuple[str, str, Verdict]] = [
     ("**Answer:** 72", "#### 72", C),
     ("answer: **72**", "#### 72", C),
     ("The answer is 72.", "#### 27", I),
+    ("#### -\n4", "#### -4", C),  # whitespace inside a number other than a space raised in Fraction (H100 run)
+    ("The answer is -\t4.", "#### -4", C),
     ("The answer is 72. Then again, 5 more would be 77.", "#### 72", C),  # the stated answer beats the last number
     ("The answer is $18.", GSM, C),
     ("The answer is \\$18.00.", GSM, C),

@@ -87,7 +87,7 @@ def parse_number(text: str) -> Fraction | None:
     s = text.strip().replace("\u2212", "-").replace("$", "").replace("\\", "").rstrip(".").strip()
     if not s or _PLAIN_NUMBER_RE.fullmatch(s) is None:
         return None
-    s = s.replace(",", "").replace(" ", "")
+    s = re.sub(r"[,\s]", "", s)  # the number pattern allows a newline or tab after the minus sign or around "/"
     num, _, den = s.partition("/")
     value = Fraction(num)
     if den:
