@@ -30,20 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from phase import run_streaming  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+OVERLAP_MICRO64 = ["rollout.colocate=false", "rollout.overlap=true", "learner.micro_batch_size=64"]
 RLVR_VARIANTS = {
     "colocate": [],  # the config as written: vLLM sleeps while the learner trains
     "overlap": ["rollout.colocate=false", "rollout.overlap=true"],
-    "overlap_micro64": ["rollout.colocate=false", "rollout.overlap=true", "learner.micro_batch_size=64"],
+    "overlap_micro64": OVERLAP_MICRO64,
     "colocate_micro64": ["learner.micro_batch_size=64"],
     # vLLM returns no logprobs; the learner recomputes the old policy's from a copy of its previous weights
-    "overlap_micro64_learnerlp": ["rollout.colocate=false", "rollout.overlap=true", "learner.micro_batch_size=64",
-                                  "rollout.overlap_old_logprobs=learner"],
+    "overlap_micro64_learnerlp": [*OVERLAP_MICRO64, "rollout.overlap_old_logprobs=learner"],
     # the step's prompts split across N vLLM engines on the one GPU (a fixed KV cache each: they start together)
-    "overlap_micro64_x2": ["rollout.colocate=false", "rollout.overlap=true", "learner.micro_batch_size=64",
-                           "rollout.num_actors=2", "rollout.resources.num_gpus=0.25",
+    "overlap_micro64_x2": [*OVERLAP_MICRO64, "rollout.num_actors=2", "rollout.resources.num_gpus=0.25",
                            "rollout.gpu_memory_utilization=0.12", "rollout.kv_cache_gb=2"],
-    "overlap_micro64_x4": ["rollout.colocate=false", "rollout.overlap=true", "learner.micro_batch_size=64",
-                           "rollout.num_actors=4", "rollout.resources.num_gpus=0.125",
+    "overlap_micro64_x4": [*OVERLAP_MICRO64, "rollout.num_actors=4", "rollout.resources.num_gpus=0.125",
                            "rollout.gpu_memory_utilization=0.06", "rollout.kv_cache_gb=1"],
 }
 PHASES = ("time/wait_rollout_s", "time/rollout_s", "time/reward_s", "time/learn_s", "time/weight_sync_s", "time/step_s")

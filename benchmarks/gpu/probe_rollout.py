@@ -5,9 +5,8 @@ new tokens, T = 1.0, through rlvr's `VLLMEngine` (no Ray: the engine is what is 
 
 - `plain` / `logprobs`: the step's rollout without and with the sampled tokens' logprobs (overlap mode asks for them);
 - `steps B`: B completions forced to 256 tokens (`ignore_eos`): seconds per decoding step against batch size, which
-  says whether splitting a step's completions across several engines could shorten it;
-- `split N`: N engine processes on the same GPU, each given 8/N of the prompts, started together, timed from a
-  common start (the step's rollout with N rollout actors on one GPU).
+  says whether splitting a step's completions across several engines could shorten it (that split itself is
+  measured through `rlvr train`: bench_grpo_vs_trl.py's overlap_micro64_x2/_x4 variants).
 
     python3 benchmarks/gpu/probe_rollout.py --model /root/models/smollm2 --out probe.json
 """
@@ -42,11 +41,11 @@ def step_prompts(model: str, steps: int):
             for _ in range(steps)], cfg
 
 
-def engine(model: str, cfg, seed: int, util: float, kv_gb: float | None, ignore_eos: bool = False):
+def engine(model: str, cfg, util: float, ignore_eos: bool = False):
     from rlvr.rollout.vllm_engine import VLLMEngine
 
-    rcfg = cfg.rollout.model_copy(update={"gpu_memory_utilization": util, "kv_cache_gb": kv_gb})
-    return VLLMEngine(model, rcfg, seed=seed, ignore_eos=ignore_eos)
+    rcfg = cfg.rollout.model_copy(update={"gpu_memory_utilization": util})
+    return VLLMEngine(model, rcfg, seed=0, ignore_eos=ignore_eos)
 
 
 def timed_generate(eng, prompts, params) -> tuple[float, list]:
@@ -65,7 +64,7 @@ def in_process(args, results: dict) -> None:
     steps, cfg = step_prompts(args.model, args.repeats + 1)
     G = cfg.rollout.samples_per_prompt
     t0 = time.perf_counter()
-    eng = engine(args.model, cfg, 0, args.util, None)
+    eng = engine(args.model, cfg, args.util)
     results["engine_start_s"] = round(time.perf_counter() - t0, 1)
     for name, lp in (("plain", False), ("logprobs", True)):
         rows = []
@@ -86,7 +85,7 @@ def in_process(args, results: dict) -> None:
 
     gc.collect()
     torch.cuda.empty_cache()
-    eng = engine(args.model, cfg, 0, args.util, None, ignore_eos=True)
+    eng = engine(args.model, cfg, args.util, ignore_eos=True)
     prompts = steps[0]
     results["steps"] = {}
     for batch in (8, 16, 32, 64, 128):
@@ -100,85 +99,26 @@ def in_process(args, results: dict) -> None:
         print("steps", batch, results["steps"][str(batch)], flush=True)
 
 
-def split_worker(args, index: int, n: int, barrier, queue) -> None:
-    steps, cfg = step_prompts(args.model, args.repeats + 1)
-    G = cfg.rollout.samples_per_prompt
-    eng = engine(args.model, cfg, index, args.split_util / n, args.kv_gb)
-    times = []
-    for i, prompts in enumerate(steps):
-        part = prompts[index::n]
-        barrier.wait()
-        t0 = time.time()
-        eng.generate(part, params_for(cfg, G, args.split_logprobs))
-        times.append((t0, time.time()))
-        barrier.wait()
-    queue.put((index, times))
-    queue.close()
-    queue.join_thread()
-    os._exit(0)  # vLLM's engine core process would otherwise keep this one alive
-
-
-def split(args, n: int) -> dict:
-    ctx = mp.get_context("spawn")
-    barrier, queue = ctx.Barrier(n), ctx.Queue()
-    t0 = time.perf_counter()
-    procs = [ctx.Process(target=split_worker, args=(args, i, n, barrier, queue)) for i in range(n)]
-    for p in procs:
-        p.start()
-    try:
-        got = dict(queue.get(timeout=args.phase_timeout) for _ in procs)
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-    walls = []
-    for step in range(1, args.repeats + 1):  # step 0 is a warm-up
-        starts = [got[i][step][0] for i in range(n)]
-        ends = [got[i][step][1] for i in range(n)]
-        walls.append(round(max(ends) - min(starts), 4))
-    res = {"median_s": statistics.median(walls), "walls": walls, "total_s": round(time.perf_counter() - t0, 1)}
-    print("split", n, json.dumps(res), flush=True)
-    return res
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--util", type=float, default=0.3)
-    ap.add_argument("--split", default="2,4", help="comma list of engine counts for the split variant (none: skip it)")
-    ap.add_argument("--split-util", type=float, default=0.3, help="GPU fraction shared by the split engines")
-    ap.add_argument("--split-logprobs", action="store_true")
-    ap.add_argument("--kv-gb", type=float, default=2.0,
-                    help="split engines: fixed KV cache (skips vLLM's start-up profiling, which assumes no other "
-                         "process changes its GPU memory meanwhile)")
     ap.add_argument("--phase-timeout", type=float, default=400)
-    ap.add_argument("--skip-in-process", action="store_true")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     results: dict = {"args": vars(args), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
-    def save():
-        Path(args.out).write_text(json.dumps(results, indent=1))
-
-    if not args.skip_in_process:
-        p = mp.get_context("spawn").Process(target=_in_process_child, args=(args,))
-        p.start()
-        p.join(timeout=args.phase_timeout)
-        if p.is_alive():
-            p.kill()
-            results["in_process"] = "timed out"
-        else:
-            results["in_process"] = json.loads(Path(args.out + ".inproc").read_text()) if p.exitcode == 0 else \
-                f"exit {p.exitcode}"
-        save()
-    for n in [int(x) for x in args.split.split(",") if x.isdigit()]:
-        try:
-            results[f"split_{n}"] = split(args, n)
-        except Exception as exc:  # noqa: BLE001 - record and go on to the next variant
-            results[f"split_{n}"] = f"failed: {type(exc).__name__}: {exc}"
-        save()
+    p = mp.get_context("spawn").Process(target=_in_process_child, args=(args,))
+    p.start()
+    p.join(timeout=args.phase_timeout)
+    if p.is_alive():
+        p.kill()
+        results["in_process"] = "timed out"
+    else:
+        results["in_process"] = json.loads(Path(args.out + ".inproc").read_text()) if p.exitcode == 0 else \
+            f"exit {p.exitcode}"
+    Path(args.out).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 
 

@@ -140,11 +140,12 @@ class Learner:
         # exp(logp - logp.detach()) is 1 with the same gradient, so no extra forward pass. Otherwise they are
         # recomputed before the first step.
         behaviour = self.cfg.rollout.overlap and self.prev_model is None
+        old = None
         if self.prev_model is not None:
             old = self._logprobs(self.prev_model, rollouts)
             self._keep_current_weights()
-        else:
-            old = self._logprobs(self.engine.module, rollouts) if alg.mini_batches > 1 and not behaviour else None
+        elif alg.mini_batches > 1 and not behaviour:
+            old = self._logprobs(self.engine.module, rollouts)
         ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None else None
         micro = self.cfg.learner.micro_batch_size
         per_mini = len(rollouts) // alg.mini_batches
