@@ -11,6 +11,7 @@ import sys
 
 from rlvr.actors.calls import ActorFailure
 from rlvr.config import ConfigError
+from rlvr.trainer.preempt import Preempted
 
 # subcommand -> "module:function"; each function takes argv (the arguments after the subcommand) and returns an exit code.
 SUBCOMMANDS = {
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"rlvr: error: {exc}", file=sys.stderr)
         return 2
+    except Preempted as exc:
+        # SIGTERM (ray job stop, a spot reclaim): a checkpoint was saved at a step boundary; stopping is not a failure
+        print(exc, flush=True)
+        return 0
     except ActorFailure as exc:
         # an actor that cannot be replaced (a learner rank) died or hung: the run stops with its actors removed,
         # and its checkpoints are intact

@@ -28,6 +28,9 @@ class RunSection(_Section):
     seed: int = 0
     steps: int = Field(20, ge=1)
     """Controller steps (one rollout batch and its learner updates each)."""
+    overwrite: bool = False
+    """Start afresh in an output_dir that holds another run: the old run is moved to OUTPUT_DIR.old-TIMESTAMP (never
+    deleted). Without it (and without checkpoint.resume) such a directory is refused."""
 
 
 class RandomInit(_Section):

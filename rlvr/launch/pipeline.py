@@ -19,6 +19,7 @@ import yaml
 
 from rlvr.config import ConfigError, RunConfig, StageSpec, merge, validate
 from rlvr.trainer.checkpoint import CheckpointDir
+from rlvr.trainer.run_dir import check as check_run_dir
 
 PREVIOUS = "<previous stage's export>"
 """Placeholder model path while validating stages before the previous one has run."""
@@ -105,6 +106,8 @@ def run_pipeline(run: RunConfig, only: list[str] | None = None, start_from: str 
     from rlvr.launch.stage_eval import evaluate, held_out_examples
 
     stages, model_path = select(plan(run), only, start_from)
+    for stage in stages:  # a stage that would clobber an earlier run fails now, not after the stages before it
+        check_run_dir(Path(stage.cfg.run.output_dir), stage.cfg.checkpoint.resume, stage.cfg.run.overwrite)
     out = Path(run.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     held_out = held_out_examples(run.stage_eval, run.run.seed) if run.stage_eval.enabled else []
@@ -150,10 +153,15 @@ def run_lm_job(kind: str, cfg: RunConfig) -> dict[str, float]:
     from rlvr.launch.cluster import Placement, connect
     from rlvr.model_io import load_tokenizer, resolve_model_path
     from rlvr.trainer.lm_loop import lm_section, run_lm
+    from rlvr.trainer.preempt import stop_on_sigterm
+
+    from rlvr.trainer.run_dir import claim
 
     lm = lm_section(cfg, kind)
     out = Path(cfg.run.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out, cfg.checkpoint.resume, cfg.run.overwrite)
+    if cfg.checkpoint.resume:  # verified before the learners start
+        CheckpointDir(out, cfg.checkpoint.keep_last).latest()
     model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
     rows = build_rows(kind, lm, load_tokenizer(model_path), cfg.run.seed)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -163,7 +171,8 @@ def run_lm_job(kind: str, cfg: RunConfig) -> dict[str, float]:
     try:
         accum = lm.batch_rows // (cfg.learner.num_actors * cfg.learner.micro_batch_size)
         learners = LearnerGroup(cfg, model_path, placement.scheduling("learner"), lm.steps, grad_accum_steps=accum)
-        return run_lm(kind, cfg, learners, rows)
+        with stop_on_sigterm():
+            return run_lm(kind, cfg, learners, rows)
     finally:
         if learners is not None:
             learners.shutdown()

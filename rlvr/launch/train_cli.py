@@ -23,6 +23,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "stage's export unless --from is given")
     p.add_argument("--from", dest="start_from", metavar="CHECKPOINT",
                    help="start the first stage run from this checkpoint (its hf/ export) or model directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in run.output_dir from its newest intact checkpoint (checkpoint.resume)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="move a previous run in run.output_dir aside (to OUTPUT_DIR.old-TIMESTAMP) and start afresh")
     return p.parse_args(argv)
 
 
@@ -35,7 +39,8 @@ def default_preset() -> Path:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    cfg = load_config(args.config or default_preset(), args.overrides)
+    flags = ["checkpoint.resume=true"] * args.resume + ["run.overwrite=true"] * args.overwrite
+    cfg = load_config(args.config or default_preset(), args.overrides + flags)
     if cfg.stages:
         from rlvr.launch.pipeline import run_pipeline
 
@@ -49,9 +54,14 @@ def main(argv: list[str]) -> int:
 
 def preflight(cfg: RunConfig):
     """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples)."""
+    from rlvr.trainer.checkpoint import CheckpointDir
+    from rlvr.trainer.run_dir import claim
+
     check_reward_paths(cfg.rewards)
     out = Path(cfg.run.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out, cfg.checkpoint.resume, cfg.run.overwrite)
+    if cfg.checkpoint.resume:  # verified now, before any actor starts (resume finds the result again)
+        CheckpointDir(out, cfg.checkpoint.keep_last).latest()
     model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
     examples = load_examples(cfg.data, cfg.run.seed)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -86,6 +96,7 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
     from rlvr.launch.cluster import Placement, connect
     from rlvr.trainer.grpo_loop import Workers, resume, run_grpo
     from rlvr.trainer.metrics import MetricsLogger
+    from rlvr.trainer.preempt import stop_on_sigterm
 
     model_path, tokenizer, examples = preflight(cfg)
     connect(cfg)
@@ -108,7 +119,8 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
             run_preflight(cfg, workers, tokenizer, examples)
         logger = MetricsLogger(cfg, Path(cfg.run.output_dir), start, on_step)
         try:
-            return run_grpo(cfg, workers, tokenizer, sampler, logger, start)
+            with stop_on_sigterm():
+                return run_grpo(cfg, workers, tokenizer, sampler, logger, start)
         finally:
             logger.close()
     finally:

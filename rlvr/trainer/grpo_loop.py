@@ -26,6 +26,7 @@ from rlvr.data.prompts import Example, PromptSampler, render_prompt
 from rlvr.rewards.service import verdict_fractions
 from rlvr.rewards.types import RewardResult, Sample
 from rlvr.rollout.base import Completion, Rollout, SamplingParams
+from rlvr.trainer import preempt
 from rlvr.trainer.checkpoint import CheckpointDir, load_rng, save_rng
 from rlvr.trainer.grpo import group_advantages
 from rlvr.trainer.metrics import MetricsLogger, learner_metrics, rollout_metrics
@@ -186,8 +187,9 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             timer.times["time/step_s"] = time.perf_counter() - t0
             metrics = step_metrics(batch, rollouts, stats, {**batch.times, **timer.times})
             logger.log(step, metrics)
-            if should_save(cfg, step + 1):
+            if should_save(cfg, step + 1) or preempt.requested():
                 save_checkpoint(cfg, workers, ckpt, sampler, step + 1, batches.ahead_batch())
+            preempt.stop_if_requested(step + 1, cfg.run.steps, cfg.run.output_dir)
     finally:
         batches.close()
     return metrics

@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 
 from rlvr.config import LMStageSection, RunConfig
 from rlvr.data.sampler import EpochSampler
+from rlvr.trainer import preempt
 from rlvr.trainer.checkpoint import CheckpointDir
 from rlvr.trainer.packing import PAD_DOC, PackedRow
 
@@ -65,8 +66,10 @@ def run_lm(kind: StageKind, cfg: RunConfig, learners: LMLearners, rows: list[Pac
                       f"tokens/s={metrics['throughput/tokens_per_s']:.0f} lr={metrics['learner/lr']:.3g} "
                       f"epochs={metrics['data/epochs']:.2f} eta={eta:.0f}s", flush=True)
             final = done == lm.steps
-            if (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or (final and cfg.checkpoint.save_final):
+            if (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or (final and cfg.checkpoint.save_final) \
+                    or preempt.requested():
                 save(learners, ckpt, sampler, done, lm.interpolate_alpha if final else 1.0)
+            preempt.stop_if_requested(done, lm.steps, cfg.run.output_dir)
     return metrics
 
 
