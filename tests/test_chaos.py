@@ -81,7 +81,9 @@ class Chaos(threading.Thread):
 
 def test_chaos_kills_and_preemption_lose_no_step(ray_cluster, tiny_model_dir, tmp_path, capsys, caplog):
     calm, wild = tmp_path / "calm", tmp_path / "wild"
+    t0 = time.perf_counter()
     assert rlvr_main(["train", str(write_config(tiny_model_dir, calm))]) == 0
+    calm_wall = time.perf_counter() - t0
     want = rl_runs.rows(calm)
 
     rng = random.Random(int(os.environ.get("RLVR_CHAOS_SEED", "12")))
@@ -114,4 +116,6 @@ def test_chaos_kills_and_preemption_lose_no_step(ray_cluster, tiny_model_dir, tm
     with capsys.disabled():
         print(f"\n[chaos] {STEPS} steps; rollout actor killed at step {kill_rollout}, reward worker at step "
               f"{kill_reward}, SIGTERM at step {preempt} (stopped after step {stopped_at}, resumed); kills survived 2, "
-              f"steps lost {STEPS - len({r['step'] for r in got})}; wall {wall:.1f} s disturbed (2 invocations)")
+              f"steps lost {STEPS - len({r['step'] for r in got})}; wall {wall:.1f} s disturbed (2 invocations, "
+              f"{sum(r['time/step_s'] for r in got):.1f} s in steps), {calm_wall:.1f} s undisturbed "
+              f"({sum(r['time/step_s'] for r in want):.1f} s in steps)")
