@@ -138,7 +138,7 @@ def write_manifest(directory: Path, run_id: str | None) -> None:
     _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=1))
 
 
-_verified: set[tuple[str, int]] = set()  # (checkpoint, manifest mtime): resume and the overlap batch both ask
+_verified: set[tuple] = set()  # (checkpoint, every file's mtime): preflight, resume and the overlap batch all ask
 
 
 def verify(path: Path) -> str | None:
@@ -149,9 +149,6 @@ def verify(path: Path) -> str | None:
         return f"{COMPLETE} is empty or not valid JSON"
     if not (path / MANIFEST).is_file():
         return None  # written before manifests: nothing to check against
-    key = (str(path), (path / MANIFEST).stat().st_mtime_ns)
-    if key in _verified:
-        return None
     try:
         files = json.loads((path / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -162,6 +159,9 @@ def verify(path: Path) -> str | None:
             return f"{name} is missing"
         if f.stat().st_size != want["bytes"]:
             return f"{name} has {f.stat().st_size} bytes, the manifest says {want['bytes']}"
+    key = (str(path), tuple((n, (path / n).stat().st_mtime_ns) for n in [MANIFEST, *files]))
+    if key in _verified:  # verified already, and no file written since
+        return None
     got = _hash_all(path, list(files))
     for name, want in files.items():
         if got[name] != want["sha256"]:
