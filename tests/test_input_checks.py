@@ -12,6 +12,7 @@ import pytest
 import rlvr.launch.cluster
 from rlvr.cli import main as rlvr_main
 from rlvr.config import ConfigError, load_config
+from rlvr.eval.tasks import shared_data_dir
 from rlvr.launch.input_checks import check_submit_inputs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -144,3 +145,23 @@ def test_submit_imports_reward_paths_from_the_working_dir_before_upload(tmp_path
                                    "--set", "rewards.functions=[{path: 'broken_rewards:fn'}]"])
     assert ("reward function 'broken_rewards:fn' cannot be imported: ModuleNotFoundError: "
             "No module named 'no_such_module_here'") in line
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (REPO / "configs").glob("*.yaml")) + ["default"])
+def test_shipped_presets_pass_the_checks(tmp_path, preset):
+    from rlvr.launch.input_checks import check_grpo_inputs, check_pipeline_inputs
+    from rlvr.launch.pipeline import plan
+    from rlvr.launch.train_cli import default_preset
+
+    path = default_preset() if preset == "default" else REPO / "configs" / preset
+    cfg = load_config(path, [f"run.output_dir={tmp_path}"])
+    if cfg.data.path and not Path(cfg.data.path).is_file():  # the GPU presets' copy of GSM8K: use the shared one
+        gsm8k = shared_data_dir() / "gsm8k" / "train.jsonl"
+        if not gsm8k.is_file():
+            pytest.skip(f"no GSM8K at {gsm8k} (shared/ beside the repository, or RLVR_DATA_DIR)")
+        assert cfg.data.source == "gsm8k", cfg.data
+        cfg = load_config(path, [f"run.output_dir={tmp_path}", f"data.path={gsm8k}"])
+    if cfg.stages:
+        check_pipeline_inputs(plan(cfg))
+    else:
+        check_grpo_inputs(cfg)
