@@ -60,13 +60,16 @@ def max_positions(model_path: str | Path) -> int | None:
     return config.get("max_position_embeddings") or config.get("n_positions")
 
 
-def prompt_lengths(tokenizer, data: DataSection, prompts: list[str]) -> list[int]:
-    """Token counts of the prompts as the rollout encodes them (rlvr.data.prompts.render_prompt), in one batch."""
+def longest_prompt(tokenizer, data: DataSection, prompts: list[str], candidates: int = 32) -> tuple[int, int]:
+    """(index, token count) of the longest prompt as the rollout encodes it (render_prompt). Rendering the chat
+    template for every prompt takes seconds on a large set, so the templated texts are tokenized in one batch and
+    only the longest `candidates` are rendered exactly: the chat wrapper adds the same tokens to every prompt."""
+    from rlvr.data.prompts import render_prompt
+
     texts = [data.prompt_template.format(prompt=p) for p in prompts]
-    if data.chat_template:
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": t}], add_generation_prompt=True,
-                                               tokenize=False) for t in texts]
-    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    rough = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    top = sorted(range(len(prompts)), key=rough.__getitem__, reverse=True)[:candidates]
+    return max(((i, len(render_prompt(tokenizer, data, prompts[i]))) for i in top), key=lambda il: (il[1], -il[0]))
 
 
 def check_positions(cfg: RunConfig, limit: int | None, longest_prompt: int = 0, where: str = "") -> None:
@@ -83,10 +86,9 @@ def check_positions(cfg: RunConfig, limit: int | None, longest_prompt: int = 0, 
 
 def check_model_fits(cfg: RunConfig, model_path: str, tokenizer, examples: list[Example]) -> None:
     """With the model materialised (still before any actor): the longest prompt plus max_new_tokens fits."""
-    lengths = prompt_lengths(tokenizer, cfg.data, [ex.prompt for ex in examples])
-    i = max(range(len(lengths)), key=lengths.__getitem__)
+    i, length = longest_prompt(tokenizer, cfg.data, [ex.prompt for ex in examples])
     where = f", example {i}" + (f" of {cfg.data.path}" if cfg.data.path else "")
-    check_positions(cfg, max_positions(model_path), lengths[i], where)
+    check_positions(cfg, max_positions(model_path), length, where)
 
 
 def check_pipeline_inputs(stages, first_model: str | None = None) -> None:
