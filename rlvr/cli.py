@@ -29,8 +29,11 @@ USAGE = """usage: rlvr {train,eval,submit} [args...]
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:
+    if argv is None:  # a process of its own (console script, python -m), not a call from a test
         _working_dir_on_path()
+        from rlvr.launch.actor_env import quiet_driver
+
+        quiet_driver()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         # `rlvr` alone only says what it can do; the embedded default pipeline is `rlvr train` (about 4 minutes)

@@ -35,7 +35,8 @@ NOISE = ["Setting accelerator to CPU", "`past_key_values` is deprecated", "`past
 
 
 def run_as_actor(env: dict[str, str]) -> str:
-    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "DS_ACCELERATOR")}
+    noise_vars = {"PYTHONWARNINGS", "DS_ACCELERATOR", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"}
+    base = {k: v for k, v in os.environ.items() if k not in noise_vars}
     proc = subprocess.run([sys.executable, "-c", ACTOR_WORK], capture_output=True, text=True, timeout=300,
                           env={**base, "PYTHONPATH": str(REPO), **env})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -74,3 +75,22 @@ def test_every_actor_of_a_run_gets_the_environment(ray_cluster, tiny_model_dir, 
             assert options and all(o["runtime_env"] == {"env_vars": actor_env(spec)} for o in options), role
     finally:
         placement.remove()
+
+
+def test_the_driver_process_is_quiet_too(tmp_path, tiny_model_dir):
+    """`python -m rlvr eval` samples with the KV cache in the driver's own process, as a pipeline's stage eval does."""
+    data = tmp_path / "items.jsonl"
+    data.write_text('{"question": "What is 2 plus 2?", "answer": "2+2=4\\n#### 4"}\n')
+
+    def stderr(**env: str) -> str:
+        base = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS",
+                                                                    "TRANSFORMERS_VERBOSITY", "RLVR_VERBOSE_ACTORS")}
+        proc = subprocess.run(
+            [sys.executable, "-m", "rlvr", "eval", "--model", tiny_model_dir, "--data", str(data), "--limit", "1",
+             "--num-fewshot", "0", "--max-new-tokens", "4", "--out", str(tmp_path / "out.jsonl")],
+            capture_output=True, text=True, timeout=300, env={**base, "PYTHONPATH": str(REPO), **env})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stderr
+
+    assert not any(line in stderr() for line in NOISE[1:])
+    assert all(line in stderr(RLVR_VERBOSE_ACTORS="1") for line in NOISE[1:])

@@ -8,7 +8,10 @@ around a few steps' progress. Only known noise is silenced: errors, tracebacks a
 
 from __future__ import annotations
 
+import builtins
 import os
+import re
+import warnings
 
 from rlvr.config import ResourceSpec
 
@@ -34,3 +37,15 @@ def actor_env(spec: ResourceSpec) -> dict[str, str]:
         # what DeepSpeed's autodetection picks anyway on a CPU actor, without its "Setting accelerator to CPU"
         env["DS_ACCELERATOR"] = "cpu"
     return env
+
+
+def quiet_driver() -> None:
+    """The same for the driver's own process (model materialisation, the stage evaluation between stages): set
+    before transformers is imported, which reads these variables once."""
+    if os.environ.get("RLVR_VERBOSE_ACTORS") == "1":
+        return
+    for entry in KNOWN_DEPRECATIONS:
+        action, message, category = entry.split(":")
+        warnings.filterwarnings(action, message=re.escape(message), category=getattr(builtins, category))
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
