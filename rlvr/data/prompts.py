@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from rlvr.config import ConfigError, DataSection
+from rlvr.data.jsonl import read_objects
 from rlvr.data.sampler import EpochSampler
 
 
@@ -37,14 +37,10 @@ def read_jsonl(path: str, prompt_key: str, answer_key: str) -> list[Example]:
     if not p.is_file():
         raise ConfigError(f"data.path {path!r} does not exist")
     examples = []
-    with p.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if prompt_key not in row or answer_key not in row:
-                raise ConfigError(f"{path}:{lineno}: needs keys {prompt_key!r} and {answer_key!r}")
-            examples.append(Example(str(row[prompt_key]), str(row[answer_key])))
+    for lineno, row in read_objects(p, "data.path"):
+        if prompt_key not in row or answer_key not in row:
+            raise ConfigError(f"{path}:{lineno}: needs keys {prompt_key!r} and {answer_key!r}")
+        examples.append(Example(str(row[prompt_key]), str(row[answer_key])))
     return examples
 
 

@@ -9,12 +9,12 @@ MATH-500 is zero-shot with a \\boxed{} instruction, the format the math reward e
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from rlvr.config import ConfigError
+from rlvr.data.jsonl import read_objects
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,8 +77,7 @@ def check_data_source(source: str) -> None:
 
 def _read_rows(source: str) -> list[tuple[str, dict]]:
     if Path(source).is_file():
-        with open(source, encoding="utf-8") as fh:
-            rows = [json.loads(line) for line in fh if line.strip()]
+        rows = [row for _, row in read_objects(source, "--data")]
         stem = Path(source).stem
         return [(row.get("unique_id") or f"{stem}/{i}", row) for i, row in enumerate(rows)]
     import datasets  # a hub name (checked by check_data_source); the test split is what both tasks evaluate

@@ -103,9 +103,11 @@ def select(stages: list[Stage], only: list[str] | None, start_from: str | None) 
 
 def run_pipeline(run: RunConfig, only: list[str] | None = None, start_from: str | None = None) -> dict[str, dict]:
     from rlvr.launch.cluster import connect
+    from rlvr.launch.input_checks import check_pipeline_inputs
     from rlvr.launch.stage_eval import evaluate, held_out_examples
 
     stages, model_path = select(plan(run), only, start_from)
+    check_pipeline_inputs(stages, model_path)  # every stage's inputs, before the first stage's actors
     for stage in stages:  # a stage that would clobber an earlier run fails now, not after the stages before it
         check_run_dir(Path(stage.cfg.run.output_dir), stage.cfg.checkpoint.resume, stage.cfg.run.overwrite)
     out = Path(run.run.output_dir)

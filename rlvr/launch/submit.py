@@ -3,6 +3,8 @@ then follow its logs (the same as `ray job submit --working-dir . -- python -m r
 
 Checked before anything is uploaded, so a mistake costs seconds rather than a queued job that fails:
 - the config loads (the same validation `rlvr train` does) and lies inside the working directory;
+- every reward function imports from the working directory, as the job will import it, and the prompt template
+  names no unknown field;
 - the working directory, as Ray will upload it (respecting .gitignore and .rayignore), fits Ray's upload limit.
 """
 
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from rlvr.config import ConfigError, load_config
+from rlvr.launch.input_checks import check_submit_inputs
 
 TERMINAL_OK = "SUCCEEDED"
 AGENT_WAIT_S = 120.0
@@ -101,6 +104,7 @@ def main(argv: list[str]) -> int:
     config, working_dir = Path(args.config), Path(args.working_dir)
     cfg = load_config(config, args.overrides)  # every config error, before anything is uploaded
     size = check_working_dir(working_dir, config)
+    check_submit_inputs(cfg, working_dir)
     use_token_auth_if_available()
     from ray.job_submission import JobSubmissionClient
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from rlvr.config import ConfigError, RunConfig, load_config
-from rlvr.data.prompts import PromptSampler, load_examples
+from rlvr.data.prompts import PromptSampler
+from rlvr.launch.input_checks import check_grpo_inputs, check_model_fits
 from rlvr.model_io import load_tokenizer, resolve_model_path
-from rlvr.rewards.loader import check_reward_paths
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -57,15 +57,16 @@ def preflight(cfg: RunConfig):
     from rlvr.trainer.checkpoint import CheckpointDir
     from rlvr.trainer.run_dir import claim
 
-    check_reward_paths(cfg.rewards)
+    examples = check_grpo_inputs(cfg)
     out = Path(cfg.run.output_dir)
     claim(out, cfg.checkpoint.resume, cfg.run.overwrite)
     if cfg.checkpoint.resume:  # verified now, before any actor starts (resume finds the result again)
         CheckpointDir(out, cfg.checkpoint.keep_last).latest()
     model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
-    examples = load_examples(cfg.data, cfg.run.seed)
+    tokenizer = load_tokenizer(model_path)
+    check_model_fits(cfg, model_path, tokenizer, examples)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    return model_path, load_tokenizer(model_path), examples
+    return model_path, tokenizer, examples
 
 
 def run_preflight(cfg: RunConfig, workers, tokenizer, examples) -> dict:
