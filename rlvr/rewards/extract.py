@@ -10,7 +10,7 @@ Public bugs these helpers are written against (each has a row in tests/test_rewa
 - "$1,234.50", "25%", "18 apples" and "18.00" are numbers with decoration, not mismatches;
 - a hallucinated continuation ("18\nQuestion: Tom has 5 apples") is cut at a stop string before extraction.
 - "3/4." and "#### 3/4." are 3/4 (a sentence's period after a denominator), "1 1/2" is a mixed number;
-- "The answer is $\\frac{3}{4}$" or "\\(x = 5\\)" is read from the math span, not as the last number "4".
+- "The answer is $\frac{3}{4}$" or "\(x = 5\)" is read from the math span, not as the last number "4".
 """
 
 from __future__ import annotations
