@@ -190,7 +190,17 @@ class RewardService:
         return self._ready_worker().pid
 
     def worker_pids(self) -> list[int]:
-        return [w.pid for w in self._workers if w.ready]
+        """Every checker process, ready or starting."""
+        return [w.pid for w in self._workers]
+
+    def start_all(self) -> None:
+        """Start checker processes up to `rewards.processes` and wait until each is ready (a warm pool, as after
+        the first slow batch; for benchmarks and tests)."""
+        while len(self._workers) < self.cfg.processes:
+            self._spawn()
+        for worker in self._workers:
+            if not worker.ready:
+                worker.wait_ready()
 
     def score(self, samples: list[Sample]) -> list[RewardResult]:
         """One result per sample, in order; never raises for a sample's content or a stuck/crashed check."""
