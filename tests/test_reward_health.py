@@ -116,7 +116,9 @@ def test_raising_function_is_blamed_and_its_traceback_logged_once_with_a_count(u
 def test_hanging_checks_time_out_side_by_side(user_module, fn, reason):
     # One sample per checker process: four hanging checks are in flight at once (and end in about one limit),
     # where a single process would time them out one after another.
-    cfg = RewardsSection(functions=[RewardFunction(path=MATH), RewardFunction(path=f"{user_module}:{fn}")],
+    # the math reward before and after the hanging function: neither is to blame (the second never ran)
+    functions = [RewardFunction(path=MATH), RewardFunction(path=f"{user_module}:{fn}"), RewardFunction(path=MATH)]
+    cfg = RewardsSection(functions=functions,
                          timeout_s=1.0, processes=4)
     with RewardService(cfg) as svc:
         svc.start_all()  # a warm pool, as the first slow batch leaves it (see the next test)
