@@ -23,6 +23,7 @@ import torch
 
 from rlvr.config import RunConfig
 from rlvr.data.prompts import Example, PromptSampler, render_prompt
+from rlvr.rewards.health import RewardHealth
 from rlvr.rewards.service import verdict_fractions
 from rlvr.rewards.types import RewardResult, Sample
 from rlvr.rollout.base import Completion, Rollout, SamplingParams
@@ -168,11 +169,13 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
     if cfg.rollout.overlap and start_step:
         batches.resume(ckpt, start_step)
     metrics: dict[str, float] = {}
+    reward_health = RewardHealth(cfg.rewards.health)
     try:
         for step in range(start_step, cfg.run.steps):
             timer, t0 = PhaseTimer(), time.perf_counter()
             with timer("wait_rollout"):
                 batch = batches.take(step)
+            reward_health.check(step, [res for g in batch.groups for res in g.results])  # stops a broken reward
             if cfg.rollout.overlap:
                 batches.start(step + 1)  # sampled with the current weights while the learners update them
             rollouts, _ = build_rollouts(batch.groups, cfg.algorithm.scale_by_std)
