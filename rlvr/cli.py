@@ -10,9 +10,9 @@ import importlib
 import os
 import sys
 
-from rlvr.actors.calls import ActorFailure
+from rlvr.utils.errors import RunStopped
 from rlvr.config import ConfigError
-from rlvr.trainer.preempt import Preempted
+from rlvr.utils.preempt import Preempted
 
 # subcommand -> "module:function"; each function takes argv (the arguments after the subcommand) and returns an exit code.
 SUBCOMMANDS = {
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         # SIGTERM (ray job stop, a spot reclaim): a checkpoint was saved at a step boundary; stopping is not a failure
         print(exc, flush=True)
         return 0
-    except ActorFailure as exc:
-        # an actor that cannot be replaced (a learner rank) died or hung: the run stops with its actors removed,
+    except RunStopped as exc:
+        # an actor that cannot be replaced (a learner rank) died or hung, or a reward function keeps failing: the run stops with its actors removed,
         # and its checkpoints are intact
         print(f"rlvr: run stopped: {exc}; continue from the last checkpoint with --set checkpoint.resume=true",
               file=sys.stderr)

@@ -14,8 +14,8 @@ import pytest
 from rlvr.actors.learner_group import LearnerGroup
 from rlvr.config import load_config
 from rlvr.launch.pipeline import run_lm_job, stage_config
-from rlvr.trainer.checkpoint import CheckpointDir
-from rlvr.trainer.preempt import Preempted
+from rlvr.utils.checkpoint import CheckpointDir
+from rlvr.utils.preempt import Preempted
 from tests import rl_runs
 
 pytestmark = pytest.mark.slow

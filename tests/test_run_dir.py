@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from rlvr.cli import main as rlvr_main
-from rlvr.trainer.checkpoint import CheckpointDir, CheckpointError
-from rlvr.trainer.run_dir import RUN_ID_FILE, claim, read_run_id
+from rlvr.utils.checkpoint import CheckpointDir, CheckpointError
+from rlvr.utils.run_dir import RUN_ID_FILE, claim, read_run_id
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "configs" / "tiny.yaml"

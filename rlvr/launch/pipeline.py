@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from rlvr.config import ConfigError, RunConfig, StageSpec, merge, validate
-from rlvr.trainer.checkpoint import CheckpointDir
-from rlvr.trainer.run_dir import check as check_run_dir
+from rlvr.utils.checkpoint import CheckpointDir
+from rlvr.utils.run_dir import check as check_run_dir
 
 PREVIOUS = "<previous stage's export>"
 """Placeholder model path while validating stages before the previous one has run."""
@@ -155,9 +155,9 @@ def run_lm_job(kind: str, cfg: RunConfig) -> dict[str, float]:
     from rlvr.launch.cluster import Placement, connect
     from rlvr.model_io import load_tokenizer, resolve_model_path
     from rlvr.trainer.lm_loop import lm_section, run_lm
-    from rlvr.trainer.preempt import stop_on_sigterm
+    from rlvr.utils.preempt import stop_on_sigterm
 
-    from rlvr.trainer.run_dir import claim
+    from rlvr.utils.run_dir import claim
 
     lm = lm_section(cfg, kind)
     out = Path(cfg.run.output_dir)

@@ -9,6 +9,7 @@ import yaml
 
 from rlvr.config import ConfigError, RunConfig, load_config
 from rlvr.data.prompts import PromptSampler
+from rlvr.launch.components import build_weight_sync, check_loss
 from rlvr.launch.input_checks import check_grpo_inputs, check_model_fits
 from rlvr.model_io import load_tokenizer, resolve_model_path
 
@@ -54,10 +55,11 @@ def main(argv: list[str]) -> int:
 
 def preflight(cfg: RunConfig):
     """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples)."""
-    from rlvr.trainer.checkpoint import CheckpointDir
-    from rlvr.trainer.run_dir import claim
+    from rlvr.utils.checkpoint import CheckpointDir
+    from rlvr.utils.run_dir import claim
 
     examples = check_grpo_inputs(cfg)
+    check_loss(cfg)
     out = Path(cfg.run.output_dir)
     claim(out, cfg.checkpoint.resume, cfg.run.overwrite)
     if cfg.checkpoint.resume:  # verified now, before any actor starts (resume finds the result again)
@@ -97,7 +99,7 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
     from rlvr.launch.cluster import Placement, connect
     from rlvr.trainer.grpo_loop import Workers, resume, run_grpo
     from rlvr.trainer.metrics import MetricsLogger
-    from rlvr.trainer.preempt import stop_on_sigterm
+    from rlvr.utils.preempt import stop_on_sigterm
 
     model_path, tokenizer, examples = preflight(cfg)
     connect(cfg)
@@ -105,15 +107,17 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
     workers = None
     try:
         optim_steps = cfg.run.steps * cfg.algorithm.mini_batches
+        rollout = RolloutGroup(cfg, model_path, placement.scheduling("rollout"))
+        learners = LearnerGroup(cfg, model_path, placement.scheduling("learner"), optim_steps)
         workers = Workers(
-            rollout=RolloutGroup(cfg, model_path, placement.scheduling("rollout")),
+            rollout=rollout,
             # completions are cut at the rollout's stop strings before extraction
             rewards=RewardPool(cfg.rewards, placement.scheduling("reward"),
                                service_kwargs={"stop": list(cfg.rollout.stop)}),
-            learners=LearnerGroup(cfg, model_path, placement.scheduling("learner"), optim_steps),
+            learners=learners,
+            weight_sync=build_weight_sync(cfg, rollout, learners),
         )
-        if cfg.rollout.weight_sync == "nccl":  # formed once; it lives as long as the actors
-            workers.learners.setup_weight_broadcast(workers.rollout.actors)
+        workers.weight_sync.setup()  # NCCL forms its group here, once; it lives as long as the actors
         sampler = PromptSampler(examples, cfg.run.seed)
         start = resume(cfg, workers, sampler) if cfg.checkpoint.resume else 0
         if cfg.algorithm.preflight_prompts and start == 0:

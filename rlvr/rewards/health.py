@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from rlvr.actors.calls import ActorFailure
 from rlvr.config import RewardHealthSection
 from rlvr.rewards.types import RewardResult
+from rlvr.utils.errors import RunStopped
 
 
-class RewardHealthError(ActorFailure):
+class RewardHealthError(RunStopped):
     """A reward function failed on too many samples for too many steps; `name` is the function."""
 
 

@@ -4,7 +4,7 @@ leaves a checkpoint that loads half; the newest complete ones are kept.
 Each checkpoint ends with a manifest (sha256 of every file, written last): `latest()` verifies the newest one and,
 if a file is missing, truncated or changed (a full disk, a copy cut short), names it in one line, moves it aside
 (`step_N.damaged`, never deleted) and falls back to the one before. Checkpoints carry the run id of the run directory
-(`rlvr.trainer.run_dir`): rotation and resume ignore any written by another run.
+(`rlvr.utils.run_dir`): rotation and resume ignore any written by another run.
 
 A checkpoint holds everything a resumed run needs to continue exactly: each learner rank's DeepSpeed state (weights,
 optimizer, LR schedule) and RNG states, and the driver's state (step, data-loader position, RNG states). Sampling
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from rlvr.config import ConfigError
-from rlvr.trainer.run_dir import read_run_id
+from rlvr.utils.run_dir import read_run_id
 
 COMPLETE = "driver_state.json"  # its presence marks a finished checkpoint (also in those from before manifests)
 MANIFEST = "manifest.json"  # written after everything else: sha256 of every other file
