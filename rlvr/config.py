@@ -200,11 +200,31 @@ class AlgorithmSection(_Section):
     kl_coef: float = Field(0.0, ge=0)
     kl_estimator: Literal["k1", "k3"] = "k3"
     loss: str = "grpo"
-    """Policy loss by registered name (rlvr/algo/losses.py: `LOSSES`); `grpo` is the clipped surrogate."""
-    loss_agg: Literal["token_mean", "seq_mean"] = "token_mean"
-    """token_mean: every token of the batch weighs the same; seq_mean: every sequence weighs the same."""
+    """Policy loss by registered name (rlvr/algo/losses.py: `LOSSES`): `grpo` (the clipped surrogate), `dual_clip`,
+    `gspo` (sequence-level ratio and clip), `cispo` (clipped stop-gradient IS weights on REINFORCE); docs/losses.md."""
+    loss_agg: Literal["token_mean", "seq_mean", "seq_mean_token_sum_norm"] = "token_mean"
+    """token_mean: every token of the batch weighs the same; seq_mean: every sequence weighs the same;
+    seq_mean_token_sum_norm: each sequence's token sum over a constant length, norm_length (Dr. GRPO)."""
+    norm_length: int | None = Field(None, ge=1)
+    """The constant of seq_mean_token_sum_norm; unset: rollout.max_new_tokens."""
+    advantage: Literal["grpo", "drgrpo", "rloo", "reinforce_pp"] = "grpo"
+    """Advantage estimator (rlvr/algo/advantages.py): grpo (group mean/std), drgrpo (group mean), rloo
+    (leave-one-out mean), reinforce_pp (group mean, then batch-normalised: REINFORCE++-baseline)."""
     scale_by_std: bool = True
-    """Divide group-centred rewards by the group's std (GRPO); False gives Dr. GRPO's centred rewards."""
+    """Divide group-centred rewards by the group's std (GRPO); False gives Dr. GRPO's centred rewards (the same
+    as advantage=drgrpo; only meaningful with advantage grpo or drgrpo)."""
+    clip_ratio_c: float = Field(3.0, gt=1)
+    """loss=dual_clip: the loss of a token with negative advantage is capped at clip_ratio_c * |A|."""
+    mask_truncated_completions: bool = False
+    """DAPO: completions cut at rollout.max_new_tokens (finish reason `length`) leave the loss and its normaliser."""
+    overlong_buffer: int = Field(0, ge=0)
+    """DAPO's soft overlong punishment: over the last overlong_buffer tokens before rollout.max_new_tokens the
+    reward falls linearly by up to overlong_penalty (0: off)."""
+    overlong_penalty: float = Field(1.0, ge=0)
+    rollout_is: Literal["none", "log", "truncate", "mask"] = "none"
+    """Rollout/learner mismatch: weight each token's loss by pi_learner_old/pi_rollout (the engine's logprobs),
+    truncated at rollout_is_cap (truncate: TIS) or dropped above it (mask: MIS); log: only the metrics."""
+    rollout_is_cap: float = Field(2.0, gt=1)
     mini_batches: int = Field(1, ge=1)
     """Optimizer steps per rollout batch (>1 makes later updates off-policy; the clip then matters)."""
     drop_zero_variance_groups: bool = False
@@ -215,6 +235,13 @@ class AlgorithmSection(_Section):
     preflight_prompts: int = Field(0, ge=0)
     """Before training, sample G completions for this many training prompts and report pass@G and the share of
     groups with mixed rewards (0: skip)."""
+
+    @model_validator(mode="after")
+    def _scale_by_std_applies(self) -> AlgorithmSection:
+        if not self.scale_by_std and self.advantage not in ("grpo", "drgrpo"):
+            raise ValueError(f"algorithm.scale_by_std=false is Dr. GRPO's switch for advantage=grpo; advantage="
+                             f"{self.advantage} never divides by a group std: remove scale_by_std")
+        return self
 
 
 class LearnerSection(_Section):
@@ -370,6 +397,20 @@ class RunConfig(_Section):
         if self.learner.zero_stage == 3:
             raise ValueError("rollout.overlap_old_logprobs=learner keeps a full copy of the previous weights on every "
                              "rank, which ZeRO-3 shards: use learner.zero_stage <= 2 or overlap_old_logprobs=engine")
+        return self
+
+    @model_validator(mode="after")
+    def _loss_options(self) -> RunConfig:
+        alg, r = self.algorithm, self.rollout
+        if alg.overlong_buffer > r.max_new_tokens:
+            raise ValueError(f"algorithm.overlong_buffer={alg.overlong_buffer} is longer than rollout.max_new_tokens="
+                             f"{r.max_new_tokens}")
+        if alg.rollout_is != "none" and r.overlap and r.overlap_old_logprobs == "engine":
+            raise ValueError("algorithm.rollout_is compares the engine's logprobs with the learner's old ones, but "
+                             "with rollout.overlap and overlap_old_logprobs=engine they are the same: set "
+                             "rollout.overlap_old_logprobs=learner or algorithm.rollout_is=none")
+        if alg.loss_agg == "seq_mean_token_sum_norm" and alg.norm_length is None:
+            alg.norm_length = r.max_new_tokens  # Dr. GRPO's constant: the generation budget
         return self
 
     @property

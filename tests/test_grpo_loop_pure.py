@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rlvr.algo.advantages import drgrpo
 from rlvr.config import load_config
 from rlvr.rewards.types import RewardResult, Verdict
 from rlvr.rollout.base import Completion
@@ -17,7 +18,7 @@ def group(rewards: list[float], prompt: int = 0) -> Group:
 
 
 def test_build_rollouts_normalises_within_each_group():
-    rollouts, rewards_BG = build_rollouts([group([1, 0], 7), group([0, 0], 8)], scale_by_std=False)
+    rollouts, rewards_BG = build_rollouts([group([1, 0], 7), group([0, 0], 8)], drgrpo)
     assert rewards_BG.tolist() == [[1, 0], [0, 0]]
     assert [r.advantage for r in rollouts] == [0.5, -0.5, 0.0, 0.0]
     assert [r.prompt_ids for r in rollouts] == [[7], [7], [8], [8]]

@@ -8,7 +8,7 @@ from rlvr.actors.calls import gather
 from rlvr.actors.rollout_group import RolloutGroup
 from rlvr.config import RunConfig
 from rlvr.learner.deepspeed_setup import free_port
-from rlvr.learner.learner import Learner
+from rlvr.learner.learner import Learner, add_stats
 from rlvr.rollout.base import Rollout
 from rlvr.rollout.weight_sync import IpcSender, NameFilter, NcclSender
 from rlvr.utils.batching import shard_minibatches
@@ -51,7 +51,9 @@ class LearnerGroup:
     def train_grpo(self, rollouts: list[Rollout]) -> dict[str, float]:
         """Summed statistics over ranks (sums stay sums; grad_norm and lr are the same on every rank)."""
         per_rank = self._sharded(lambda a: a.train_grpo, "train_grpo", rollouts, self.cfg.algorithm.mini_batches)
-        totals = {k: sum(r[k] for r in per_rank) for k in per_rank[0]}
+        totals: dict[str, float] = {}
+        for stats in per_rank:
+            add_stats(totals, stats)
         totals["grad_norm"], totals["lr"] = per_rank[0]["grad_norm"], per_rank[0]["lr"]
         return totals
 

@@ -84,7 +84,8 @@ def _seq_mean(loss_BT: torch.Tensor, mask_BT: torch.Tensor, normalizer: float) -
 
 AGGREGATIONS: dict[str, Aggregation] = {
     "token_mean": Aggregation(count=lambda lengths: float(sum(lengths)), reduce=_token_mean),
-    "seq_mean": Aggregation(count=lambda lengths: float(len(lengths)), reduce=_seq_mean),
+    # a sequence with no token in the loss (mask_truncated_completions) is not counted
+    "seq_mean": Aggregation(count=lambda lengths: float(sum(n > 0 for n in lengths)), reduce=_seq_mean),
 }
 
 

@@ -3,11 +3,15 @@
 A loss sees one micro-batch (`LossInputs`) and returns its share of the global batch's loss plus statistics summed
 over the micro-batch's tokens, named `<metric>_sum` (logged as `learner/<metric>`, a per-token mean). It owns its
 `Aggregation`: what the global normaliser counts (tokens, sequences) and how the micro-batch's sum is divided by it,
-so the learner never switches on `loss_agg`. Adding a loss (GSPO, CISPO, RLOO...) is one registered function:
+so the learner never switches on `loss_agg`. Adding a loss is one registered function; most only write the
+per-token objective and let `token_loss` add what every loss shares (the rollout importance weights of
+`algorithm.rollout_is`, the KL penalty, the aggregation and the common statistics):
 
     @register_loss("my_loss")
     def my_loss(alg: AlgorithmSection) -> PolicyLoss:
-        return PolicyLoss(lambda inputs, normalizer: ..., AGGREGATIONS[alg.loss_agg])
+        return token_loss(lambda x: (per_token_loss_BT, {"my_stat_sum": ...}), alg)
+
+Registered: grpo (PPO-clipped), dual_clip, gspo, cispo (the pure maths: rlvr/algo/policy_losses.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from rlvr.algo import grpo
+from rlvr.algo import grpo, policy_losses
 from rlvr.algo.grpo import AGGREGATIONS, Aggregation
 
 if TYPE_CHECKING:
@@ -38,6 +42,8 @@ class LossInputs:
     """1 on completion tokens."""
     ref_logp_BT: torch.Tensor | None = None
     """The reference model's logprobs (only when algorithm.kl_coef > 0)."""
+    rollout_logp_BT: torch.Tensor | None = None
+    """The rollout engine's logprobs of the sampled tokens (only when algorithm.rollout_is is not `none`)."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,116 @@ def build_loss(alg: AlgorithmSection) -> PolicyLoss:
     return LOSSES[alg.loss](alg)
 
 
-@register_loss("grpo")
-def clipped_grpo(alg: AlgorithmSection) -> PolicyLoss:
-    """PPO-clipped surrogate with optional KL to the reference (grpo.grpo_loss); DAPO's clip-higher via the
-    asymmetric clip, token_mean or seq_mean aggregation."""
-    cfg = grpo.LossConfig(alg.clip_eps_low, alg.clip_eps_high, alg.kl_coef, alg.kl_estimator, alg.loss_agg)
+def aggregation(alg: AlgorithmSection) -> Aggregation:
+    """`algorithm.loss_agg` as an object; seq_mean_token_sum_norm (Dr.GRPO's constant normaliser) divides every
+    sequence's token sum by one fixed length, algorithm.norm_length, so no sequence weighs more for being short."""
+    if alg.loss_agg == "seq_mean_token_sum_norm":
+        if not alg.norm_length:
+            raise ValueError("loss_agg=seq_mean_token_sum_norm needs algorithm.norm_length")
+        length = float(alg.norm_length)
+        return Aggregation(count=lambda lengths: sum(n > 0 for n in lengths) * length,
+                           reduce=AGGREGATIONS["token_mean"].reduce)
+    return AGGREGATIONS[alg.loss_agg]
+
+
+Objective = Callable[[LossInputs], tuple[torch.Tensor, dict[str, float]]]
+"""micro-batch -> (per-token loss B x T, unmasked; statistics summed over the mask's tokens)."""
+
+
+def token_loss(objective: Objective, alg: AlgorithmSection) -> PolicyLoss:
+    """A per-token objective made a loss: rollout importance weights, optional KL to the reference, aggregation,
+    and the statistics every loss logs (pg_loss, |log ratio| to the old policy, approx KL to the sampling policy)."""
+    agg = aggregation(alg)
 
     def loss(x: LossInputs, normalizer: float) -> tuple[torch.Tensor, dict[str, float]]:
-        return grpo.grpo_loss(x.logp_BT, x.old_logp_BT, x.advantages_B, x.mask_BT, cfg, normalizer, x.ref_logp_BT)
+        pg_BT, stats = objective(x)
+        mask_f = x.mask_BT.to(pg_BT.dtype)
+        if alg.rollout_is != "none":
+            if x.rollout_logp_BT is None:
+                raise ValueError("algorithm.rollout_is needs the rollout engine's logprobs in the micro-batch")
+            weights_BT, is_stats = policy_losses.rollout_is_weights(
+                x.old_logp_BT, x.rollout_logp_BT, x.mask_BT, alg.rollout_is_cap, alg.rollout_is)
+            pg_BT = pg_BT * weights_BT
+            stats.update(is_stats)
+        # the sampling policy: the engine's logprobs when the batch carries them, else the old policy's
+        behaviour_BT = x.old_logp_BT if x.rollout_logp_BT is None else x.rollout_logp_BT
+        logp = x.logp_BT.detach()
+        stats.update({
+            "pg_loss_sum": float((pg_BT.detach() * mask_f).sum()),
+            # |log ratio| to the old policy: 0 on-policy, the policy's drift (and engine/learner numerics) off it
+            "log_ratio_abs_sum": float(((logp - x.old_logp_BT).abs() * mask_f).sum()),
+            "approx_kl_sum": float((grpo.kl_penalty(logp, behaviour_BT, "k3") * mask_f).sum()),
+            "tokens": float(mask_f.sum()),
+        })
+        loss_BT = pg_BT
+        if alg.kl_coef > 0:
+            if x.ref_logp_BT is None:
+                raise ValueError("kl_coef > 0 needs reference logprobs")
+            kl_BT = grpo.kl_penalty(x.logp_BT, x.ref_logp_BT, alg.kl_estimator)
+            loss_BT = loss_BT + alg.kl_coef * kl_BT
+            stats["kl_sum"] = float((kl_BT.detach() * mask_f).sum())
+        return agg.reduce(loss_BT, mask_f, normalizer), stats
 
-    return PolicyLoss(loss, AGGREGATIONS[alg.loss_agg])
+    return PolicyLoss(loss, agg)
+
+
+def _clip_stats(ratio_BT, x: LossInputs, alg: AlgorithmSection) -> dict[str, float]:
+    low_BT, high_BT = policy_losses.clip_sides(ratio_BT, x.advantages_B, alg.clip_eps_low, alg.clip_eps_high)
+    mask_b = x.mask_BT.bool()
+    low, high = float((low_BT & mask_b).sum()), float((high_BT & mask_b).sum())
+    return {"clip_fraction_sum": low + high, "clip_low_fraction_sum": low, "clip_high_fraction_sum": high}
+
+
+@register_loss("grpo")
+def clipped_grpo(alg: AlgorithmSection) -> PolicyLoss:
+    """PPO-clipped surrogate (grpo.clipped_policy_loss); DAPO's clip-higher via the asymmetric clip."""
+
+    def objective(x: LossInputs):
+        pg_BT, _ = grpo.clipped_policy_loss(x.logp_BT, x.old_logp_BT, x.advantages_B, alg.clip_eps_low,
+                                            alg.clip_eps_high)
+        return pg_BT, _clip_stats(torch.exp(x.logp_BT.detach() - x.old_logp_BT), x, alg)
+
+    return token_loss(objective, alg)
+
+
+@register_loss("dual_clip")
+def dual_clip(alg: AlgorithmSection) -> PolicyLoss:
+    """The clipped surrogate with the loss of negative-advantage tokens capped at -clip_ratio_c * A."""
+
+    def objective(x: LossInputs):
+        pg_BT, capped_BT = policy_losses.dual_clip_policy_loss(
+            x.logp_BT, x.old_logp_BT, x.advantages_B, alg.clip_eps_low, alg.clip_eps_high, alg.clip_ratio_c)
+        stats = _clip_stats(torch.exp(x.logp_BT.detach() - x.old_logp_BT), x, alg)
+        stats["dual_clip_fraction_sum"] = float((capped_BT & x.mask_BT.bool()).sum())
+        return pg_BT, stats
+
+    return token_loss(objective, alg)
+
+
+@register_loss("gspo")
+def gspo(alg: AlgorithmSection) -> PolicyLoss:
+    """Sequence-level ratio and clip; the paper aggregates with seq_mean and clips at ~3e-4/4e-4."""
+
+    def objective(x: LossInputs):
+        pg_BT, s_B = policy_losses.gspo_policy_loss(x.logp_BT, x.old_logp_BT, x.advantages_B, x.mask_BT,
+                                                    alg.clip_eps_low, alg.clip_eps_high)
+        # a sequence's clip counts for each of its tokens, so the fractions stay per-token means
+        return pg_BT, _clip_stats(s_B.unsqueeze(-1).expand_as(pg_BT), x, alg)
+
+    return token_loss(objective, alg)
+
+
+@register_loss("cispo")
+def cispo(alg: AlgorithmSection) -> PolicyLoss:
+    """REINFORCE with clipped stop-gradient IS weights; the paper bounds only the top (clip_eps_low=1)."""
+
+    def objective(x: LossInputs):
+        pg_BT, _ = policy_losses.cispo_policy_loss(x.logp_BT, x.old_logp_BT, x.advantages_B, alg.clip_eps_low,
+                                                   alg.clip_eps_high)
+        # the weight is clipped whatever the advantage's sign (unlike PPO's clip, which depends on it)
+        ratio_BT, mask_b = torch.exp(x.logp_BT.detach() - x.old_logp_BT), x.mask_BT.bool()
+        low = float(((ratio_BT < 1 - alg.clip_eps_low) & mask_b).sum())
+        high = float(((ratio_BT > 1 + alg.clip_eps_high) & mask_b).sum())
+        return pg_BT, {"clip_fraction_sum": low + high, "clip_low_fraction_sum": low, "clip_high_fraction_sum": high}
+
+    return token_loss(objective, alg)

@@ -79,6 +79,8 @@ class Learner:
             for kept, trained in zip(self.prev_model.buffers(), module.buffers(), strict=True):
                 kept.data = trained.detach().clone()
         self.loss = build_loss(self.cfg.algorithm)
+        # the engine's logprobs travel with the batch when they are the old policy's or the mismatch is corrected
+        self.rollout_logprobs = self.cfg.algorithm.rollout_is != "none"
         self.old_logprobs = self._old_logprob_source()
         self.pad_id = self.engine.module.config.pad_token_id
         if self.pad_id is None:
@@ -133,10 +135,14 @@ class Learner:
     def _loss_scale(self, rollouts: list[Rollout]) -> float:
         """Global normaliser of the loss (what the loss's aggregation counts, over all ranks), times the factors
         DeepSpeed divides by (ranks and accumulation steps)."""
-        local = self.loss.aggregation.count([len(r.completion_ids) for r in rollouts])
+        local = self.loss.aggregation.count([self._loss_length(r) for r in rollouts])
         total = torch.tensor([float(local)], device=self.engine.device)  # NCCL reduces only GPU tensors
         dist.all_reduce(total)  # every rank must divide by the same global count
         return max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)
+
+    def _loss_length(self, r: Rollout) -> int:
+        """Tokens of `r` in the loss: none for a truncated completion under algorithm.mask_truncated_completions."""
+        return 0 if r.truncated and self.cfg.algorithm.mask_truncated_completions else len(r.completion_ids)
 
     def train_grpo(self, rollouts: list[Rollout]) -> dict[str, float]:
         """One or more optimizer steps (algorithm.mini_batches) on this rank's shard of the rollout batch."""
@@ -152,19 +158,22 @@ class Learner:
             normalizer = self._loss_scale(mini)
             for i, chunk in enumerate(chunks(mini, micro)):
                 k = m * (per_mini // micro) + i
-                mb = collate(chunk, self.pad_id, rollout_logprobs=self.old_logprobs.engine_logprobs)
+                mb = collate(chunk, self.pad_id,
+                             rollout_logprobs=self.old_logprobs.engine_logprobs or self.rollout_logprobs)
                 mb = mb.to(self.engine.device)
                 targets_BT, mask_BT = self._window_targets(mb)
+                keep_B = torch.tensor([self._loss_length(r) > 0 for r in chunk], device=mask_BT.device)
+                mask_BT = mask_BT & keep_B.unsqueeze(-1)
                 logp_BT, entropy_BT = grpo.logprobs_and_entropy(
                     self._window_logits(self.engine, mb), targets_BT, self.cfg.rollout.temperature)
+                rollout_lp = mb.rollout_logprobs_BT[:, mb.window_start :] if self.rollout_logprobs else None
                 inputs = LossInputs(logp_BT, self.old_logprobs.get(k, mb, logp_BT), mb.advantages_B, mask_BT,
-                                    None if ref is None else ref[k])
+                                    None if ref is None else ref[k], rollout_lp)
                 loss, stats = self.loss(inputs, normalizer)
                 stats["entropy_sum"] = float((entropy_BT * mask_BT).sum())
                 self.engine.backward(loss)
                 self.engine.step()
-                for key, v in stats.items():
-                    totals[key] = totals.get(key, 0.0) + v
+                add_stats(totals, stats)
             totals["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         totals["lr"] = self.scheduler.get_last_lr()[0]
         if self.cfg.rollout.colocate and torch.cuda.is_available():
@@ -290,3 +299,9 @@ def _copy_tokenizer(src: str, dst: Path) -> None:
     for name in os.listdir(src):
         if "token" in name or name in ("special_tokens_map.json", "chat_template.jinja"):
             shutil.copy2(os.path.join(src, name), dst / name)
+
+
+def add_stats(totals: dict[str, float], stats: dict[str, float]) -> None:
+    """Statistics named `*_max` keep the largest value, all others add up (over micro-batches and ranks)."""
+    for key, v in stats.items():
+        totals[key] = max(totals.get(key, v), v) if key.endswith("_max") else totals.get(key, 0.0) + v

@@ -60,3 +60,5 @@ class Rollout:
     advantage: float = 0.0
     group: int = 0
     extras: dict = field(default_factory=dict)
+    truncated: bool = False
+    """Cut at the token budget (finish reason `length`): algorithm.mask_truncated_completions drops it from the loss."""

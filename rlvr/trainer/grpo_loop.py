@@ -21,7 +21,8 @@ from typing import Protocol
 
 import torch
 
-from rlvr.algo.grpo import group_advantages
+from rlvr.algo import advantages
+from rlvr.algo.advantages import AdvantageFn
 from rlvr.config import RunConfig
 from rlvr.data.prompts import Example, PromptSampler, render_prompt
 from rlvr.rewards.health import RewardHealth
@@ -86,8 +87,10 @@ def sampling_params(cfg: RunConfig, step: int, draw: int = 0) -> SamplingParams:
     return SamplingParams(n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p,
                           max_new_tokens=r.max_new_tokens, stop=tuple(r.stop),
                           seed=cfg.run.seed * 1_000_003 + step * 1_000 + draw,
-                          # only overlapped training reads the engine's logprobs, unless the learner recomputes them
-                          logprobs=r.overlap and r.overlap_old_logprobs == "engine")
+                          # only overlapped training reads the engine's logprobs, unless the learner recomputes them;
+                          # the mismatch correction (algorithm.rollout_is) compares them with the learner's
+                          logprobs=((r.overlap and r.overlap_old_logprobs == "engine")
+                                    or cfg.algorithm.rollout_is != "none"))
 
 
 @dataclass
@@ -133,12 +136,35 @@ def refill_informative(groups: list[Group], draw, max_draws: int) -> tuple[list[
     return (informative + spare)[:keep], draws
 
 
-def build_rollouts(groups: list[Group], scale_by_std: bool) -> tuple[list[Rollout], torch.Tensor]:
-    rewards_BG = torch.tensor([g.rewards for g in groups], dtype=torch.float32)
-    adv_BG = group_advantages(rewards_BG, scale_by_std).tolist()
+@dataclass(frozen=True)
+class Overlong:
+    """DAPO's soft overlong punishment, added to the reward before advantages (advantages.overlong_penalty)."""
+
+    max_len: int
+    cache_len: int
+    factor: float
+
+    def __call__(self, length: int) -> float:
+        return advantages.overlong_penalty(length, self.max_len, self.cache_len, self.factor)
+
+
+def reward_shaping(cfg: RunConfig) -> Overlong | None:
+    alg = cfg.algorithm
+    if not alg.overlong_buffer:
+        return None
+    return Overlong(cfg.rollout.max_new_tokens, alg.overlong_buffer, alg.overlong_penalty)
+
+
+def build_rollouts(groups: list[Group], estimator: AdvantageFn,
+                   shaping: Overlong | None = None) -> tuple[list[Rollout], torch.Tensor]:
+    """Rollouts with advantages from the (shaped) rewards; `rewards_BG` is what the advantages were computed from."""
+    rewards_BG = torch.tensor([[res.score + (shaping(len(c.token_ids)) if shaping else 0.0)
+                                for c, res in zip(g.completions, g.results)] for g in groups], dtype=torch.float32)
+    adv_BG = estimator(rewards_BG).tolist()
     rollouts = [
-        Rollout(g.prompt_ids, c.token_ids, c.logprobs, res.score, a, group=b)
-        for b, g in enumerate(groups) for c, res, a in zip(g.completions, g.results, adv_BG[b])
+        Rollout(g.prompt_ids, c.token_ids, c.logprobs, float(rewards_BG[b, i]), a, group=b,
+                truncated=c.finish_reason == "length")
+        for b, g in enumerate(groups) for i, (c, a) in enumerate(zip(g.completions, adv_BG[b]))
     ]
     return rollouts, rewards_BG
 
@@ -180,6 +206,8 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
         batches.resume(ckpt, start_step)
     metrics: dict[str, float] = {}
     reward_health = RewardHealth(cfg.rewards.health)
+    estimator = advantages.resolve(cfg.algorithm.advantage, cfg.algorithm.scale_by_std)
+    shaping = reward_shaping(cfg)
     try:
         for step in range(start_step, cfg.run.steps):
             timer, t0 = PhaseTimer(), time.perf_counter()
@@ -188,7 +216,7 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             reward_health.check(step, [res for g in batch.groups for res in g.results])  # stops a broken reward
             if cfg.rollout.overlap:
                 batches.start(step + 1)  # sampled with the current weights while the learners update them
-            rollouts, _ = build_rollouts(batch.groups, cfg.algorithm.scale_by_std)
+            rollouts, _ = build_rollouts(batch.groups, estimator, shaping)
             with timer("learn"):
                 workers.weight_sync.before_update()  # colocated: hand the shared GPU to the learners
                 stats = workers.learners.train_grpo(rollouts)
@@ -269,6 +297,7 @@ def step_metrics(batch: StepBatch, rollouts: list[Rollout], stats: dict[str, flo
         **learner_metrics(stats),
         **times,
         "groups/refill_draws": float(batch.draws),
+        "response/truncated_fraction": sum(r.truncated for r in rollouts) / len(rollouts),
         "groups/trained_zero_variance_fraction": zero_variance_fraction(batch.groups),
         "throughput/tokens_per_s": sum(lengths) / max(times["time/rollout_s"], 1e-9),
     }

@@ -34,6 +34,7 @@ def learner_metrics(stats: dict[str, float]) -> dict[str, float]:
     learner) reports becomes `learner/<name>`, so a new loss's statistics are logged without a change here."""
     tokens = max(stats.get("tokens", 0.0), 1.0)
     out = {f"learner/{key.removesuffix('_sum')}": v / tokens for key, v in stats.items() if key.endswith("_sum")}
+    out.update({f"learner/{key}": v for key, v in stats.items() if key.endswith("_max")})  # maxima stay maxima
     out["learner/grad_norm"], out["learner/lr"] = stats["grad_norm"], stats["lr"]
     return out
 
