@@ -194,3 +194,31 @@ def test_rollout_correction_config_conflict_is_one_line():
         load_config(None, ["model.path=x", "algorithm.rollout_is=truncate", "rollout.overlap=true"])
     with pytest.raises(ConfigError, match=r"algorithm.overlong_buffer=40 is longer than rollout.max_new_tokens=32"):
         load_config(None, ["model.path=x", "algorithm.overlong_buffer=40"])
+
+
+# -- the controller's side: shaping, truncation flags, engine logprobs ------------------------------------------------
+
+
+def test_build_rollouts_shapes_rewards_and_flags_truncation():
+    from rlvr.rewards.types import RewardResult, Verdict
+    from rlvr.rollout.base import Completion
+    from rlvr.trainer.grpo_loop import Group, Overlong, build_rollouts
+
+    # lengths 2, 3, 4 under a budget of 4 with a 2-token buffer: penalties 0, -0.5, -1; the last hit the budget
+    completions = [Completion(0, [5] * n, [-1.0] * n, "", "length" if n == 4 else "stop") for n in (2, 3, 4)]
+    results = [RewardResult(1.0, Verdict.CORRECT)] * 3
+    rollouts, rewards_BG = build_rollouts([Group([7], completions, results)], adv.drgrpo, Overlong(4, 2, 1.0))
+    assert rewards_BG.tolist() == [[1.0, 0.5, 0.0]]
+    assert [r.advantage for r in rollouts] == pytest.approx([0.5, 0.0, -0.5])  # centred shaped rewards
+    assert [r.truncated for r in rollouts] == [False, False, True]
+    unshaped, _ = build_rollouts([Group([7], completions, results)], adv.drgrpo)
+    assert [r.advantage for r in unshaped] == [0.0, 0.0, 0.0]
+
+
+def test_the_correction_asks_the_engine_for_logprobs():
+    from rlvr.trainer.grpo_loop import sampling_params
+
+    plain = load_config(None, ["model.path=x"])
+    corrected = load_config(None, ["model.path=x", "algorithm.rollout_is=truncate"])
+    assert not sampling_params(plain, 0).logprobs
+    assert sampling_params(corrected, 0).logprobs
