@@ -97,7 +97,8 @@ def summarise(out: Path, seeds: list[int], window: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lines = [f"| variant | first {window} steps | last {window} steps | gain | per seed (last) |", "|---|---|---|---|---|"]
+    lines = [f"| variant | first {window} steps | last {window} steps | gain | per seed (last) |",
+             "|---|---|---|---|---|"]
     fig, ax = plt.subplots(figsize=(8, 5))
     for variant in VARIANTS:
         paths = [out / f"{variant}-s{s}" / "metrics.jsonl" for s in seeds]

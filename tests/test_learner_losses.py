@@ -41,6 +41,9 @@ def test_one_step_changes_the_weights(process_group, tiny_model_dir, tmp_path, c
     # two optimizer steps per batch: the second is off-policy, so the ratios (and clips) are not all 1
     learner = build(tiny_model_dir, tmp_path, "algorithm.mini_batches=2", *CASES[case])
     rollouts = engine_like(make_rollouts(16, vocab=60, seed=3))
+    # the old policy's logprobs (mini-batches recompute them once, before the first step) vs the engine's
+    old = learner.completion_logprobs(rollouts)
+    gaps = [abs(a - b) for r, lp in zip(rollouts, old) for a, b in zip(lp, r.logprobs)]
     stats = learner.train_grpo(rollouts)
     w0, w1 = load_model(tiny_model_dir).state_dict(), learner.state_dict()
     assert max((w1[k] - w0[k]).abs().max().item() for k in w0) > 1e-3, "the update did not change the weights"
@@ -48,7 +51,8 @@ def test_one_step_changes_the_weights(process_group, tiny_model_dir, tmp_path, c
     assert {"learner/clip_low_fraction", "learner/clip_high_fraction", "learner/approx_kl",
             "learner/entropy"} <= set(metrics)
     if case in ("tis", "mis"):
-        assert metrics["learner/rollout_log_ratio_abs_max"] > metrics["learner/rollout_log_ratio_abs"] > 0
+        assert metrics["learner/rollout_log_ratio_abs_max"] == pytest.approx(max(gaps), rel=1e-5)
+        assert metrics["learner/rollout_log_ratio_abs"] == pytest.approx(sum(gaps) / len(gaps), rel=1e-5)
         assert 0 < metrics["learner/rollout_is_over_cap"] < 1
 
 
@@ -64,12 +68,11 @@ def test_truncated_completions_leave_the_loss(process_group, tiny_model_dir, tmp
     assert stats["grad_norm"] == 0.0
 
 
-DP_CASES = {
+DP_CASES = {  # two Ray actor groups per case, so only two cases: grpo's own is tests/test_learner_dp.py
     "gspo_tis_masked": ["algorithm.loss=gspo", "algorithm.loss_agg=seq_mean_token_sum_norm",
                         "algorithm.rollout_is=truncate", "algorithm.mask_truncated_completions=true"],
-    "cispo_dual_mis": ["algorithm.loss=cispo", "algorithm.clip_eps_low=1.0", "algorithm.rollout_is=mask"],
-    "dual_clip_seq_mean": ["algorithm.loss=dual_clip", "algorithm.loss_agg=seq_mean",
-                           "algorithm.mask_truncated_completions=true"],
+    "dual_clip_mis_seq_mean": ["algorithm.loss=dual_clip", "algorithm.loss_agg=seq_mean", "algorithm.rollout_is=mask",
+                               "algorithm.mask_truncated_completions=true"],
 }
 
 
