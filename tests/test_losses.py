@@ -185,8 +185,8 @@ def test_rollout_correction_weights_the_loss(mode, weights):
     assert loss.item() == pytest.approx(-sum(weights) / 2)  # -A * w per token, token mean over 2
     assert stats["rollout_is_over_cap_sum"] == 1.0
     assert stats["rollout_log_ratio_abs_max"] == pytest.approx(math.log(4))
-    # approx KL (k3) of the learner to the engine: r - log r - 1 with r = p_rollout / p = 1/4 on the first token
-    assert stats["approx_kl_sum"] == pytest.approx(0.25 - math.log(0.25) - 1)
+    # approx KL (k3) of the engine to the learner from the engine's samples: r - 1 - log r, r = p / p_rollout = 4
+    assert stats["approx_kl_sum"] == pytest.approx(4 - 1 - math.log(4))
 
 
 def test_rollout_correction_config_conflict_is_one_line():

@@ -115,7 +115,8 @@ def token_loss(objective: Objective, alg: AlgorithmSection) -> PolicyLoss:
             "pg_loss_sum": float((pg_BT.detach() * mask_f).sum()),
             # |log ratio| to the old policy: 0 on-policy, the policy's drift (and engine/learner numerics) off it
             "log_ratio_abs_sum": float(((logp - x.old_logp_BT).abs() * mask_f).sum()),
-            "approx_kl_sum": float((grpo.kl_penalty(logp, behaviour_BT, "k3") * mask_f).sum()),
+            # k3 of KL(sampling || policy) from the sampled tokens: r - 1 - log r with r = pi / pi_sampling
+            "approx_kl_sum": float((grpo.kl_penalty(behaviour_BT, logp, "k3") * mask_f).sum()),
             "tokens": float(mask_f.sum()),
         })
         loss_BT = pg_BT
