@@ -55,11 +55,12 @@ def _factory(name: str, where: str) -> FilterFactory:
         raise ConfigError(f"{where}: filter {name!r} does not import ({exc})") from None
 
 
-def build_filters(specs: Sequence[FilterSpec]) -> list[tuple[str, RecordFilter]]:
-    """Every filter built from its spec, once, before any data is read (a bad name or argument fails here)."""
+def build_filters(specs: Sequence[FilterSpec], key: str = "data.filters") -> list[tuple[str, RecordFilter]]:
+    """Every filter built from its spec (a bad name or argument fails here, naming `key`, the config key or
+    option that set it)."""
     built = []
     for i, spec in enumerate(specs):
-        where = f"data.filters[{i}]"
+        where = f"{key}[{i}]"
         factory = _factory(spec.name, where)
         try:
             built.append((spec.name, factory(**spec.kwargs)))

@@ -105,7 +105,7 @@ def parse_filters(raw: list[str]) -> list[FilterSpec]:
         except (yaml.YAMLError, ValidationError):
             hint = "expected a mapping with a name, e.g. '{name: exact_dedup}'"
             raise ConfigError(f"--filter {text!r}: {hint}") from None
-    build_filters(specs)
+    build_filters(specs, key="--filter")
     return specs
 
 
