@@ -152,3 +152,11 @@ def test_sft_stage_logs_tensorboard_scalars_and_hands_on_a_stage_result(ray_clus
     result = StageResult.load(tmp_path / "sft")
     assert result is not None and (Path(result.model_path) / "config.json").is_file()
     assert result.metrics["lm/loss"] == pytest.approx(rows[-1]["lm/loss"])
+
+
+def test_rlvr_eval_rejects_a_bad_filter_in_one_line(capsys):
+    from rlvr.cli import main as rlvr_main
+
+    assert rlvr_main(["eval", "--model", str(REPO), "--data", str(GSM8K_TEST), "--filter", "{name: nope}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--filter[0]: unknown filter 'nope'" in err and len(err.splitlines()) == 1
