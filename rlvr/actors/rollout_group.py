@@ -11,9 +11,8 @@ import dataclasses
 import logging
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
 
-from rlvr.actors.calls import ActorDied, ActorTimeout, gather, wait_all
+from rlvr.actors.calls import ActorDied, gather, outcomes
 from rlvr.config import RunConfig
 from rlvr.rollout.base import Completion, SamplingParams
 from rlvr.rollout.weight_sync import broadcast_ranks
@@ -65,19 +64,12 @@ class RolloutGroup:
         todo, tries = list(range(len(self.actors))), 0
         while todo:
             refs = [submit(i, self.actors[i]) for i in todo]
-            try:
-                wait_all(refs, [self.names[i] for i in todo], self.timeout, what)
-            except ActorDied:
-                pass  # some calls may still be running: collect per call below, and wait again for what remains
             redo = []
-            for i, ref in zip(todo, refs):
-                try:
-                    results[i] = ray.get(ref, timeout=self.timeout)
-                except RayActorError:
+            for i, out in zip(todo, outcomes(refs, [self.names[i] for i in todo], self.timeout, what)):
+                if isinstance(out, ActorDied):
                     redo.append(i)
-                except GetTimeoutError:
-                    raise ActorTimeout(f"{self.names[i]} did not answer within {self.timeout:.0f} s ({what})",
-                                       self.names[i]) from None
+                else:
+                    results[i] = out
             if redo and tries >= self.max_restarts_per_call:
                 raise ActorDied(f"{self.names[redo[0]]} died {tries + 1} times during one {what}", self.names[redo[0]])
             for i in redo:
