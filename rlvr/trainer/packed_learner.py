@@ -1,0 +1,90 @@
+"""The GRPO update of a `Learner` on packed micro-batches (learner.max_tokens_per_micro_batch; see
+rlvr/trainer/packed_rollouts.py): no padding, logprobs from hidden states in chunks, no host sync per micro-batch.
+
+The number of micro-batches now depends on the rollouts' lengths, so it differs between updates and ranks: every
+rank runs the largest count (the short ones add fillers of weight 0, so DeepSpeed's gradient reductions still meet
+on every rank) and marks the accumulation boundary itself. The loss keeps its global normaliser (tokens or
+sequences of all ranks), so two ranks still equal one rank.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from rlvr.rollout.base import Rollout
+from rlvr.trainer import grpo
+from rlvr.trainer.packed_rollouts import PackedRollouts, packed_logprobs, packed_micro_batches
+
+
+def _pack_all_ranks(learner, rollouts: list[Rollout], rollout_logprobs: bool) -> list[PackedRollouts]:
+    budget = learner.cfg.learner.max_tokens_per_micro_batch
+    local = packed_micro_batches(rollouts, budget, rollout_logprobs=rollout_logprobs)
+    count = torch.tensor([len(local)], device=learner.engine.device)
+    dist.all_reduce(count, op=dist.ReduceOp.MAX)
+    count = int(count.item())
+    if count > len(local):
+        local = packed_micro_batches(rollouts, budget, count, rollout_logprobs)
+    return [mb.to(learner.engine.device) for mb in local]
+
+
+@torch.no_grad()
+def _logprobs(learner, model, batch: list[PackedRollouts]) -> list[torch.Tensor]:
+    lc, temperature = learner.cfg.learner, learner.cfg.rollout.temperature
+    return [packed_logprobs(model, model, mb, temperature, lc.logprob_chunk_tokens)[0] for mb in batch]
+
+
+def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
+    """`Learner.train_grpo` on packed micro-batches; the same four old-policy cases (see there)."""
+    alg, engine = learner.cfg.algorithm, learner.engine
+    loss_cfg = grpo.LossConfig(alg.clip_eps_low, alg.clip_eps_high, alg.kl_coef, alg.kl_estimator, alg.loss_agg)
+    engine.train()
+    behaviour = learner.cfg.rollout.overlap and learner.prev_model is None
+    per_mini = len(rollouts) // alg.mini_batches
+    minis = [rollouts[m * per_mini : (m + 1) * per_mini] for m in range(alg.mini_batches)]
+    batches = [_pack_all_ranks(learner, mini, behaviour) for mini in minis]
+    old = None
+    if learner.prev_model is not None:
+        old = [_logprobs(learner, learner.prev_model, b) for b in batches]
+        learner._keep_current_weights()
+    elif alg.mini_batches > 1 and not behaviour:
+        old = [_logprobs(learner, engine.module, b) for b in batches]
+    ref = [_logprobs(learner, learner.ref_model, b) for b in batches] if learner.ref_model is not None else None
+    totals: dict[str, torch.Tensor] = {}
+    grad_norms = []
+    for m, (mini, batch) in enumerate(zip(minis, batches)):
+        # DeepSpeed does not divide by its accumulation steps here (scale_wrt_gas=False): only by the ranks
+        normalizer = learner._loss_scale(mini) * learner.grad_accum_steps
+        for k, mb in enumerate(batch):
+            engine.set_gradient_accumulation_boundary(k == len(batch) - 1)
+            stats = _micro_step(learner, mb, loss_cfg, normalizer, behaviour,
+                                None if old is None else old[m][k], None if ref is None else ref[m][k])
+            for key, v in stats.items():
+                totals[key] = totals.get(key, 0.0) + v
+        engine.step()
+        grad_norms.append(engine.get_global_grad_norm() or 0.0)
+    names = list(totals)
+    values = torch.stack([totals[k].float() for k in names]).tolist() if names else []  # the one host sync
+    out = dict(zip(names, values))
+    out["grad_norm"] = float(grad_norms[-1])  # the last optimizer step's, as the padded path reports
+    out["lr"] = learner.scheduler.get_last_lr()[0]
+    if learner.cfg.rollout.colocate and torch.cuda.is_available():
+        torch.cuda.empty_cache()  # see Learner.train_grpo
+    return out
+
+
+def _micro_step(learner, mb: PackedRollouts, loss_cfg, normalizer: float, behaviour: bool,
+                old_M: torch.Tensor | None, ref_M: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    lc, engine = learner.cfg.learner, learner.engine
+    logp_M, entropy_M = packed_logprobs(engine, engine.module, mb, learner.cfg.rollout.temperature,
+                                        lc.logprob_chunk_tokens, entropy=True)
+    if behaviour:
+        old_M = mb.rollout_logprobs_M
+    elif old_M is None:
+        old_M = logp_M.detach()  # on-policy, one step per batch: ratio 1 with the same gradient
+    mask_M = torch.ones_like(logp_M, dtype=torch.bool)  # every selected position scores a completion token
+    loss, stats = grpo.grpo_loss_packed(logp_M, old_M, mb.adv_M, mask_M, mb.seq_M, mb.num_seqs, loss_cfg,
+                                        normalizer, ref_M)
+    stats["entropy_sum"] = entropy_M.sum()
+    engine.backward(loss * mb.weight, scale_wrt_gas=False)
+    return {k: v * mb.weight for k, v in stats.items()}
