@@ -235,6 +235,16 @@ class LearnerSection(_Section):
     the backward pass), so no (tokens x vocabulary) float32 tensor is ever whole. None: one chunk."""
     fused_adamw: bool = False
     """torch's fused AdamW kernel (GPU only; ignored on CPU)."""
+
+    @model_validator(mode="after")
+    def _chunks_need_whole_weights(self) -> LearnerSection:
+        if self.logprob_chunk_tokens and self.zero_stage == 3:
+            # ZeRO-3 gathers the LM head's weight at each call, and ranks with other lengths make other numbers
+            # of chunk calls: their collectives would not match
+            raise ValueError("learner.logprob_chunk_tokens needs learner.zero_stage 0-2 (ZeRO-3 shards the LM head)")
+        if self.logprob_chunk_tokens and not self.max_tokens_per_micro_batch:
+            raise ValueError("learner.logprob_chunk_tokens needs learner.max_tokens_per_micro_batch (packed rows)")
+        return self
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     """auto: nccl when the learner has a GPU, gloo otherwise."""
     resources: ResourceSpec = Field(default_factory=ResourceSpec)

@@ -38,12 +38,15 @@ def train_once(cfg, model_dir: str, rollouts: list[Rollout]) -> dict[str, torch.
         placement.remove()
 
 
-@pytest.mark.parametrize("zero_stage,loss_agg,mini_batches,packed", [
-    (2, "token_mean", 1, False), (3, "seq_mean", 1, False), (2, "token_mean", 2, False),
-    # packed micro-batches of <= 24 tokens: the ranks get different numbers of them (fillers even them out)
-    (2, "token_mean", 2, True), (3, "seq_mean", 1, True)])
-def test_two_ranks_equal_one_rank(ray_cluster, tiny_model_dir, tmp_path, zero_stage, loss_agg, mini_batches, packed):
-    packing = ["learner.max_tokens_per_micro_batch=24", "learner.logprob_chunk_tokens=5"] if packed else []
+PACKED = ["learner.max_tokens_per_micro_batch=24"]  # <= 24 tokens: the ranks get different numbers of them
+
+
+@pytest.mark.parametrize("zero_stage,loss_agg,mini_batches,packing", [
+    (2, "token_mean", 1, []), (3, "seq_mean", 1, []), (2, "token_mean", 2, []),
+    (2, "token_mean", 2, [*PACKED, "learner.logprob_chunk_tokens=5"]), (3, "seq_mean", 1, PACKED)],
+    ids=["zero2", "zero3_seq", "zero2_mini2", "zero2_mini2_packed_chunked", "zero3_seq_packed"])
+def test_two_ranks_equal_one_rank(ray_cluster, tiny_model_dir, tmp_path, zero_stage, loss_agg, mini_batches,
+                                  packing):
     common = [*packing, "data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.micro_batch_size=2",
               "learner.lr=1e-2", f"learner.zero_stage={zero_stage}", f"algorithm.loss_agg={loss_agg}",
               "rollout.num_actors=1", "rewards.num_workers=1", f"algorithm.mini_batches={mini_batches}",
