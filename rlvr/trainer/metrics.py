@@ -43,6 +43,8 @@ def learner_metrics(stats: dict[str, float]) -> dict[str, float]:
         out["learner/log_ratio_abs"] = stats["log_ratio_abs_sum"] / tokens
     if "kl_sum" in stats:
         out["learner/kl"] = stats["kl_sum"] / tokens
+    if "sequence_tokens" in stats:  # packed learner: prompt + completion tokens it trained on (all ranks)
+        out["learner/sequence_tokens"] = stats["sequence_tokens"]
     return out
 
 

@@ -52,6 +52,7 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
     ref = [_logprobs(learner, learner.ref_model, b) for b in batches] if learner.ref_model is not None else None
     totals: dict[str, torch.Tensor] = {}
     grad_norms = []
+    sequence_tokens = 0.0  # prompt + completion tokens trained on (a Python number: no device tensor, no sync)
     for m, (mini, batch) in enumerate(zip(minis, batches)):
         # DeepSpeed does not divide by its accumulation steps here (scale_wrt_gas=False): only by the ranks
         normalizer = learner._loss_scale(mini) * learner.grad_accum_steps
@@ -61,11 +62,13 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
                                 None if old is None else old[m][k], None if ref is None else ref[m][k])
             for key, v in stats.items():
                 totals[key] = totals.get(key, 0.0) + v
+            sequence_tokens += mb.input_ids_1N.shape[1] * mb.weight
         engine.step()
         grad_norms.append(engine.get_global_grad_norm() or 0.0)
     names = list(totals)
     values = torch.stack([totals[k].float() for k in names]).tolist() if names else []  # the one host sync
     out = dict(zip(names, values))
+    out["sequence_tokens"] = sequence_tokens
     out["grad_norm"] = float(grad_norms[-1])  # the last optimizer step's, as the padded path reports
     out["lr"] = learner.scheduler.get_last_lr()[0]
     if learner.cfg.rollout.colocate and torch.cuda.is_available():

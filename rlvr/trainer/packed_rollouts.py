@@ -187,7 +187,7 @@ def _varlen_attention(module, query_1HND, key_1HND, value_1HND, attention_mask, 
     rep = q_NHD.shape[1] // k_NHD.shape[1]
     if rep > 1:  # grouped-query attention: each key/value head serves `rep` query heads
         k_NHD, v_NHD = k_NHD.repeat_interleave(rep, dim=1), v_NHD.repeat_interleave(rep, dim=1)
-    if q_NHD.is_cuda and q_NHD.dtype in (torch.bfloat16, torch.float16):
+    if q_NHD.is_cuda and q_NHD.dtype in (torch.bfloat16, torch.float16) and _has_varlen():
         out_NHD = _flash_varlen(q_NHD, k_NHD, v_NHD, cu, int(kwargs["max_length_q"]), scaling)
     else:
         bounds = cu.tolist()
@@ -196,6 +196,14 @@ def _varlen_attention(module, query_1HND, key_1HND, value_1HND, attention_mask, 
                                            v_NHD[a:b].transpose(0, 1), is_causal=True, scale=scaling).transpose(0, 1)
             for a, b in zip(bounds[:-1], bounds[1:])])
     return out_NHD[None], None
+
+
+def _has_varlen() -> bool:
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401  (torch >= 2.9)
+    except ImportError:
+        return False
+    return True
 
 
 def _flash_varlen(q_NHD, k_NHD, v_NHD, cu_S1, max_len: int, scaling):
