@@ -209,8 +209,10 @@ def _has_varlen() -> bool:
 def _flash_varlen(q_NHD, k_NHD, v_NHD, cu_S1, max_len: int, scaling):
     from torch.nn.attention.varlen import varlen_attn
 
-    kw = {"is_causal": True}
-    if scaling is not None and "scale" in inspect.signature(varlen_attn).parameters:
+    params = inspect.signature(varlen_attn).parameters
+    # torch 2.9 has is_causal; later releases express causality as a window of (-1 left, 0 right)
+    kw = {"is_causal": True} if "is_causal" in params else {"window_size": (-1, 0)}
+    if scaling is not None and "scale" in params:
         kw["scale"] = scaling
     return varlen_attn(q_NHD, k_NHD, v_NHD, cu_S1, cu_S1, max_len, max_len, **kw)
 
