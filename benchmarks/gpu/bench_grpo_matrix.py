@@ -43,10 +43,26 @@ WORKLOADS = {
                rlvr=[*OVERLAP, "learner.max_tokens_per_micro_batch=16384", "learner.logprob_chunk_tokens=4096"]),
     "W2": dict(model="smollm2", prompts=32, G=16, max_new=512, trl_micro=32, plain=False, ignore_eos=False,
                rlvr=[*OVERLAP, "learner.max_tokens_per_micro_batch=16384", "learner.logprob_chunk_tokens=4096"]),
+    # prompts of the synthetic tokenizer's own words (see synthetic_prompts): GSM8K text through it gave empty
+    # prompts on the H100 (transformers 5.17), which vLLM refuses
     "W3": dict(model="qwen05b", prompts=64, G=8, max_new=1024, trl_micro=8, plain=True, ignore_eos=True,
+               synthetic=True,
                rlvr=[*OVERLAP, "learner.max_tokens_per_micro_batch=16384", "learner.logprob_chunk_tokens=2048",
-                     "data.chat_template=false", "rollout.ignore_eos=true", "rollout.max_model_len=2048"]),
+                     "data.chat_template=false", "data.prompt_template='{prompt}'", "rollout.ignore_eos=true",
+                     "rollout.max_model_len=2048"]),
 }
+
+
+def synthetic_prompts(path: Path, vocab: int = 151_000, n: int = 4096, seed: int = 0) -> Path:
+    """GSM8K-like rows whose questions are 64-128 words `<tID>` of the qwen05b tokenizer (one token each)."""
+    import random
+
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        for _ in range(n):
+            words = " ".join(f"<t{rng.randrange(100, vocab)}>" for _ in range(rng.randint(64, 128)))
+            f.write(json.dumps({"question": words, "answer": "#### 0"}) + "\n")
+    return path
 
 
 def median_after(values: list, drop: int) -> float | None:
@@ -71,10 +87,18 @@ def device_name() -> str:
         return "cpu"
 
 
+def data_for(args, w: dict) -> str:
+    if not w.get("synthetic"):
+        return args.data
+    path = Path(args.workdir) / "synthetic_prompts.jsonl"
+    return str(path if path.is_file() else synthetic_prompts(path))
+
+
 def run_rlvr(args, name: str, w: dict, model: str, timeout_s: float) -> dict:
     out_dir = Path(args.workdir) / f"rlvr_{name}"
     shutil.rmtree(out_dir, ignore_errors=True)
-    sets = [f"run.output_dir={out_dir}", f"model.path={model}", f"data.path={args.data}", f"run.steps={args.steps}",
+    sets = [f"run.output_dir={out_dir}", f"model.path={model}", f"data.path={data_for(args, w)}",
+            f"run.steps={args.steps}",
             f"data.prompts_per_step={w['prompts']}", f"rollout.samples_per_prompt={w['G']}",
             f"rollout.max_new_tokens={w['max_new']}", *w["rlvr"], *args.rlvr_set]
     cmd = [sys.executable, "-m", "rlvr", "train", args.config, *[f"--set={s}" for s in sets]]
@@ -98,10 +122,11 @@ def run_rlvr(args, name: str, w: dict, model: str, timeout_s: float) -> dict:
 def run_trl(args, name: str, w: dict, model: str, timeout_s: float) -> dict:
     out = Path(args.workdir) / f"trl_{name}.json"
     out.unlink(missing_ok=True)
-    cmd = [sys.executable, str(REPO / "benchmarks/gpu/trl_grpo.py"), "--model", model, "--data", args.data,
+    cmd = [sys.executable, str(REPO / "benchmarks/gpu/trl_grpo.py"), "--model", model, "--data", data_for(args, w),
            "--steps", str(args.steps), "--micro", str(w["trl_micro"]), "--prompts-per-step", str(w["prompts"]),
            "--G", str(w["G"]), "--max-new-tokens", str(w["max_new"]), "--out", str(out),
            "--workdir", str(Path(args.workdir) / "trl")]
+    cmd += ["--template", "{prompt}"] * w.get("synthetic", False)
     cmd += ["--plain-prompts"] * w["plain"] + ["--ignore-eos", "--vllm-max-model-len", "2048"] * w["ignore_eos"]
     print("+ " + " ".join(cmd), flush=True)
     t0 = time.perf_counter()

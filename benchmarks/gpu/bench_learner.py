@@ -75,6 +75,7 @@ def run_variant(args) -> dict:
         t = time.perf_counter()
         learner.train_grpo(batch)
         sync()
+        print(f"update {i}: {time.perf_counter() - t:.3f} s", file=sys.stderr, flush=True)
         if i >= args.warmup:
             times.append(time.perf_counter() - t)
     out = {"variant": args.variant, "overrides": VARIANTS[args.variant], "setup_s": round(setup_s, 1),
@@ -85,6 +86,7 @@ def run_variant(args) -> dict:
     # model FLOPs utilisation against the H100's bf16 dense peak (989 TFLOP/s): 6 x parameters x tokens
     out.update(params=params, mfu=round(6 * params * out["tokens_per_update"] / out["median_s"] / 989e12, 4))
     if args.profile:
+        emit(out)  # the timings survive a profile that runs out of time
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
