@@ -104,3 +104,16 @@ def test_packed_rows_keep_sequences_apart():
 def test_fillers_bring_a_rank_to_the_common_count():
     mbs = packed_micro_batches(rollouts(3), max_tokens=1000, count=3)
     assert [mb.weight for mb in mbs] == [1.0, 0.0, 0.0]
+
+
+def test_positions_restart_and_only_completion_positions_are_scored():
+    a = Rollout([5, 6, 7], [8, 9], [-0.1, -0.2], advantage=1.0)
+    b = Rollout([4, 4], [3], [-0.3], advantage=-2.0)
+    mb = collate_packed_rollouts([a, b], rollout_logprobs=True)
+    assert mb.input_ids_1N.tolist() == [[5, 6, 7, 8, 9, 4, 4, 3]]
+    assert mb.position_ids_1N.tolist() == [[0, 1, 2, 3, 4, 0, 1, 2]]  # absolute-position models need the restart
+    assert mb.cu_seqlens_S1.tolist() == [0, 5, 8]
+    assert mb.select_M.tolist() == [2, 3, 6]  # the positions whose logits score 8, 9 and 3
+    assert mb.targets_M.tolist() == [8, 9, 3] and mb.seq_M.tolist() == [0, 0, 1]
+    assert mb.adv_M.tolist() == [1.0, 1.0, -2.0]
+    torch.testing.assert_close(mb.rollout_logprobs_M, torch.tensor([-0.1, -0.2, -0.3]))
