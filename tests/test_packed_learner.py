@@ -78,8 +78,8 @@ def test_packed_loss_and_grads_equal_padded(loss_agg):
     losses, logps = [], []
     for mb in packed_micro_batches(batch, max_tokens=20):  # several rows, several sequences each
         logp_M, _ = packed_logprobs(packed_model, packed_model, mb, 1.0, chunk=4)
-        loss, _ = grpo.grpo_loss_packed(logp_M, logp_M.detach(), mb.adv_M, torch.ones_like(logp_M, dtype=torch.bool),
-                                        mb.seq_M, mb.num_seqs, cfg, normalizer)
+        loss, _ = grpo.grpo_loss(mb.rows(logp_M), mb.rows(logp_M.detach()), mb.adv_S,
+                                 mb.rows(torch.ones_like(logp_M)).bool(), cfg, normalizer)
         loss.backward()
         losses.append(loss.detach())
         logps.append(logp_M.detach())
@@ -115,5 +115,6 @@ def test_positions_restart_and_only_completion_positions_are_scored():
     assert mb.cu_seqlens_S1.tolist() == [0, 5, 8]
     assert mb.select_M.tolist() == [2, 3, 6]  # the positions whose logits score 8, 9 and 3
     assert mb.targets_M.tolist() == [8, 9, 3] and mb.seq_M.tolist() == [0, 0, 1]
-    assert mb.adv_M.tolist() == [1.0, 1.0, -2.0]
+    assert mb.adv_S.tolist() == [1.0, -2.0] and mb.index_M.tolist() == [0, 1, 0]
+    torch.testing.assert_close(mb.rows(torch.tensor([1.0, 2.0, 3.0])), torch.tensor([[1.0, 2.0], [3.0, 0.0]]))
     torch.testing.assert_close(mb.rollout_logprobs_M, torch.tensor([-0.1, -0.2, -0.3]))

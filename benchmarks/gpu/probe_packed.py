@@ -44,8 +44,8 @@ def main() -> None:
     for p in packed_micro_batches(batch, 256):
         p = p.to(dev)
         lp, _ = packed_logprobs(packed_model, packed_model, p, 1.0, chunk=64)
-        loss, _ = grpo.grpo_loss_packed(lp, lp.detach(), p.adv_M, torch.ones_like(lp, dtype=torch.bool), p.seq_M,
-                                        p.num_seqs, loss_cfg, norm)
+        loss, _ = grpo.grpo_loss(p.rows(lp), p.rows(lp.detach()), p.adv_S, p.rows(torch.ones_like(lp)).bool(),
+                                 loss_cfg, norm)
         loss.backward()
         packed.append(lp.detach())
     grad_diff = max((a.grad.float() - b.grad.float()).abs().max().item()

@@ -54,15 +54,8 @@ def clipped_policy_loss(
     logp_BT: torch.Tensor, old_logp_BT: torch.Tensor, adv_B: torch.Tensor, clip_low: float, clip_high: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO's clipped surrogate, negated for minimisation; returns per-token loss and where the clip was active."""
-    return clipped_token_loss(logp_BT, old_logp_BT, adv_B.unsqueeze(-1), clip_low, clip_high)
-
-
-def clipped_token_loss(
-    logp_BT: torch.Tensor, old_logp_BT: torch.Tensor, adv_B1: torch.Tensor, clip_low: float, clip_high: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`clipped_policy_loss` with the advantage already broadcastable per token (packed rows hold several
-    sequences, so each token carries its own sequence's advantage: adv_B1 is then adv_BT)."""
     ratio_BT = torch.exp(logp_BT - old_logp_BT)
+    adv_B1 = adv_B.unsqueeze(-1)
     unclipped_BT = ratio_BT * adv_B1
     clipped_BT = torch.clamp(ratio_BT, 1 - clip_low, 1 + clip_high) * adv_B1
     return -torch.minimum(unclipped_BT, clipped_BT), (clipped_BT < unclipped_BT)
@@ -119,49 +112,3 @@ def grpo_loss(
         loss_BT = loss_BT + cfg.kl_coef * kl_BT
         stats["kl_sum"] = float((kl_BT.detach() * mask_f).sum())
     return aggregate(loss_BT, mask_BT, cfg.loss_agg, normalizer), stats
-
-
-def aggregate_packed(loss_N: torch.Tensor, mask_N: torch.Tensor, seq_N: torch.Tensor, num_seqs: int, mode: str,
-                     normalizer: float) -> torch.Tensor:
-    """`aggregate` for a packed row: tokens of several sequences back to back, `seq_N` naming each token's
-    sequence (0..num_seqs-1). seq_mean averages within a sequence first, as the padded form does per row."""
-    masked_N = loss_N * mask_N.to(loss_N.dtype)
-    if mode == "token_mean":
-        return masked_N.sum() / normalizer
-    if mode == "seq_mean":
-        sums_S = torch.zeros(num_seqs, dtype=loss_N.dtype, device=loss_N.device).index_add(0, seq_N, masked_N)
-        counts_S = torch.zeros(num_seqs, dtype=loss_N.dtype, device=loss_N.device).index_add(
-            0, seq_N, mask_N.to(loss_N.dtype))
-        return (sums_S / counts_S.clamp(min=1)).sum() / normalizer
-    raise ValueError(f"unknown loss aggregation {mode!r}")
-
-
-def grpo_loss_packed(
-    logp_N: torch.Tensor,
-    old_logp_N: torch.Tensor,
-    adv_N: torch.Tensor,
-    mask_N: torch.Tensor,
-    seq_N: torch.Tensor,
-    num_seqs: int,
-    cfg: LossConfig,
-    normalizer: float,
-    ref_logp_N: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """`grpo_loss` on one packed row. The statistics stay on the device as 0-d tensors: reading them (a host
-    sync) is left to the caller, once per update instead of once per micro-batch."""
-    pg_N, clipped_N = clipped_token_loss(logp_N, old_logp_N, adv_N, cfg.clip_low, cfg.clip_high)
-    loss_N = pg_N
-    mask_f = mask_N.float()
-    stats = {
-        "pg_loss_sum": (pg_N.detach() * mask_f).sum(),
-        "clipped_sum": (clipped_N.float() * mask_f).sum(),
-        "log_ratio_abs_sum": ((logp_N.detach() - old_logp_N).abs() * mask_f).sum(),
-        "tokens": mask_f.sum(),
-    }
-    if cfg.kl_coef > 0:
-        if ref_logp_N is None:
-            raise ValueError("kl_coef > 0 needs reference logprobs")
-        kl_N = kl_penalty(logp_N, ref_logp_N, cfg.kl_estimator)
-        loss_N = loss_N + cfg.kl_coef * kl_N
-        stats["kl_sum"] = (kl_N.detach() * mask_f).sum()
-    return aggregate_packed(loss_N, mask_N, seq_N, num_seqs, cfg.loss_agg, normalizer), stats

@@ -66,7 +66,7 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
         engine.step()
         grad_norms.append(engine.get_global_grad_norm() or 0.0)
     names = list(totals)
-    values = torch.stack([totals[k].float() for k in names]).tolist() if names else []  # the one host sync
+    values = [float(totals[k]) for k in names]
     out = dict(zip(names, values))
     out["sequence_tokens"] = sequence_tokens
     out["grad_norm"] = float(grad_norms[-1])  # the last optimizer step's, as the padded path reports
@@ -77,7 +77,7 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
 
 
 def _micro_step(learner, mb: PackedRollouts, loss_cfg, normalizer: float, behaviour: bool,
-                old_M: torch.Tensor | None, ref_M: torch.Tensor | None) -> dict[str, torch.Tensor]:
+                old_M: torch.Tensor | None, ref_M: torch.Tensor | None) -> dict:
     lc, engine = learner.cfg.learner, learner.engine
     logp_M, entropy_M = packed_logprobs(engine, engine.module, mb, learner.cfg.rollout.temperature,
                                         lc.logprob_chunk_tokens, entropy=True)
@@ -85,9 +85,10 @@ def _micro_step(learner, mb: PackedRollouts, loss_cfg, normalizer: float, behavi
         old_M = mb.rollout_logprobs_M
     elif old_M is None:
         old_M = logp_M.detach()  # on-policy, one step per batch: ratio 1 with the same gradient
-    mask_M = torch.ones_like(logp_M, dtype=torch.bool)  # every selected position scores a completion token
-    loss, stats = grpo.grpo_loss_packed(logp_M, old_M, mb.adv_M, mask_M, mb.seq_M, mb.num_seqs, loss_cfg,
-                                        normalizer, ref_M)
+    # the loss sees the padded micro-batch layout (sequences x completion tokens), so any loss works packed
+    mask_ST = mb.rows(torch.ones_like(logp_M)).bool()
+    loss, stats = grpo.grpo_loss(mb.rows(logp_M), mb.rows(old_M), mb.adv_S, mask_ST, loss_cfg, normalizer,
+                                 None if ref_M is None else mb.rows(ref_M))
     stats["entropy_sum"] = entropy_M.sum()
     engine.backward(loss * mb.weight, scale_wrt_gas=False)
     return {k: v * mb.weight for k, v in stats.items()}

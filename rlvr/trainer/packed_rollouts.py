@@ -48,9 +48,11 @@ class PackedRollouts:
     select_M: torch.Tensor
     """Positions of the row whose logits score a completion token (position t scores token t+1)."""
     targets_M: torch.Tensor
-    adv_M: torch.Tensor
     seq_M: torch.Tensor
     """Which sequence of the row (0..S-1) each completion token belongs to."""
+    index_M: torch.Tensor
+    """Each completion token's index within its completion (0..T-1)."""
+    adv_S: torch.Tensor
     rollout_logprobs_M: torch.Tensor | None
     max_len: int
     num_seqs: int
@@ -62,6 +64,12 @@ class PackedRollouts:
         return PackedRollouts(**{f.name: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                                  for f in fields(self) for v in [getattr(self, f.name)]})
 
+    def rows(self, x_M: torch.Tensor) -> torch.Tensor:
+        """x_M laid out as (S sequences, T completion tokens), zeros after each completion's end: the layout of a
+        padded micro-batch, so the loss functions see packed and padded micro-batches alike. Differentiable."""
+        T = int(self.index_M.max()) + 1 if self.index_M.numel() else 0
+        return x_M.new_zeros(self.num_seqs, T).index_put((self.seq_M, self.index_M), x_M)
+
     def model_kwargs(self) -> dict:
         """Inputs of the model's forward: flash-attention's varlen keyword arguments reach every attention call."""
         return dict(input_ids=self.input_ids_1N, position_ids=self.position_ids_1N, use_cache=False,
@@ -71,7 +79,7 @@ class PackedRollouts:
 
 def collate_packed_rollouts(rollouts: list[Rollout], rollout_logprobs: bool = False,
                             weight: float = 1.0) -> PackedRollouts:
-    ids, pos, cu, select, targets, adv, seq, lps = [], [], [0], [], [], [], [], []
+    ids, pos, cu, select, targets, seq, index, lps = [], [], [0], [], [], [], [], []
     for s, r in enumerate(rollouts):
         offset, p, c = cu[-1], len(r.prompt_ids), len(r.completion_ids)
         ids += r.prompt_ids + r.completion_ids
@@ -79,8 +87,8 @@ def collate_packed_rollouts(rollouts: list[Rollout], rollout_logprobs: bool = Fa
         cu.append(offset + p + c)
         select += range(offset + p - 1, offset + p + c - 1)
         targets += r.completion_ids
-        adv += [r.advantage] * c
         seq += [s] * c
+        index += range(c)
         if rollout_logprobs:
             if len(r.logprobs) != c:
                 raise ValueError(f"rollout {s} has {len(r.logprobs)} logprobs for {c} tokens "
@@ -89,8 +97,10 @@ def collate_packed_rollouts(rollouts: list[Rollout], rollout_logprobs: bool = Fa
     long = dict(dtype=torch.long)
     return PackedRollouts(
         torch.tensor([ids], **long), torch.tensor([pos], **long), torch.tensor(cu, dtype=torch.int32),
-        torch.tensor(select, **long), torch.tensor(targets, **long), torch.tensor(adv, dtype=torch.float32),
-        torch.tensor(seq, **long), torch.tensor(lps, dtype=torch.float32) if rollout_logprobs else None,
+        torch.tensor(select, **long), torch.tensor(targets, **long),
+        torch.tensor(seq, **long), torch.tensor(index, **long),
+        torch.tensor([r.advantage for r in rollouts], dtype=torch.float32),
+        torch.tensor(lps, dtype=torch.float32) if rollout_logprobs else None,
         max(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts), len(rollouts), weight)
 
 
