@@ -66,13 +66,17 @@ def padded_loss(model, batch, cfg, normalizer):
     return loss, logp[mask]
 
 
-@pytest.mark.parametrize("loss_agg", ["token_mean", "seq_mean"])
-def test_packed_loss_and_grads_equal_padded(loss_agg):
+@pytest.mark.parametrize("loss_agg,checkpointing", [("token_mean", False), ("seq_mean", False),
+                                                    ("token_mean", True)])
+def test_packed_loss_and_grads_equal_padded(loss_agg, checkpointing):
     batch = rollouts(7)
     cfg = grpo.LossConfig(loss_agg=loss_agg)
     normalizer = float(sum(len(r.completion_ids) for r in batch)) if loss_agg == "token_mean" else 7.0
     padded_model, packed_model = gqa_llama(), gqa_llama()
     use_varlen_attention(packed_model)
+    if checkpointing:  # learner.gradient_checkpointing: activations recomputed, same gradients
+        packed_model.gradient_checkpointing_enable()
+        packed_model.train()
     loss_pad, logp_pad = padded_loss(padded_model, batch, cfg, normalizer)
     loss_pad.backward()
     losses, logps = [], []
