@@ -56,6 +56,7 @@ class PackedRollouts:
     rollout_logprobs_M: torch.Tensor | None
     max_len: int
     num_seqs: int
+    max_completion: int
     weight: float = 1.0
     """0 for a filler micro-batch (a rank with fewer micro-batches than another runs it for DeepSpeed's
     collectives; it contributes nothing)."""
@@ -67,8 +68,7 @@ class PackedRollouts:
     def rows(self, x_M: torch.Tensor) -> torch.Tensor:
         """x_M laid out as (S sequences, T completion tokens), zeros after each completion's end: the layout of a
         padded micro-batch, so the loss functions see packed and padded micro-batches alike. Differentiable."""
-        T = int(self.index_M.max()) + 1 if self.index_M.numel() else 0
-        return x_M.new_zeros(self.num_seqs, T).index_put((self.seq_M, self.index_M), x_M)
+        return x_M.new_zeros(self.num_seqs, self.max_completion).index_put((self.seq_M, self.index_M), x_M)
 
     def model_kwargs(self) -> dict:
         """Inputs of the model's forward: flash-attention's varlen keyword arguments reach every attention call."""
@@ -101,7 +101,8 @@ def collate_packed_rollouts(rollouts: list[Rollout], rollout_logprobs: bool = Fa
         torch.tensor(seq, **long), torch.tensor(index, **long),
         torch.tensor([r.advantage for r in rollouts], dtype=torch.float32),
         torch.tensor(lps, dtype=torch.float32) if rollout_logprobs else None,
-        max(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts), len(rollouts), weight)
+        max(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts), len(rollouts),
+        max(len(r.completion_ids) for r in rollouts), weight)
 
 
 def packed_micro_batches(rollouts: list[Rollout], max_tokens: int, count: int | None = None,
