@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from rlvr.rollout.base import Rollout
-from rlvr.trainer import grpo
-from rlvr.trainer.batch import collate
-from rlvr.trainer.packed_rollouts import (chunked_logprobs, collate_packed_rollouts, pack_indices, packed_logprobs,
+from rlvr.algo import grpo
+from rlvr.learner.batch import collate
+from rlvr.learner.packed_rollouts import (chunked_logprobs, collate_packed_rollouts, pack_indices, packed_logprobs,
                                           packed_micro_batches, use_varlen_attention)
 
 

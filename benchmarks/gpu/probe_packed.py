@@ -15,9 +15,9 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from rlvr.rollout.base import Rollout
-from rlvr.trainer import grpo
-from rlvr.trainer.batch import collate
-from rlvr.trainer.packed_rollouts import _has_varlen, packed_logprobs, packed_micro_batches, use_varlen_attention
+from rlvr.algo import grpo
+from rlvr.learner.batch import collate
+from rlvr.learner.packed_rollouts import _has_varlen, packed_logprobs, packed_micro_batches, use_varlen_attention
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """The GRPO update of a `Learner` on packed micro-batches (learner.max_tokens_per_micro_batch; see
-rlvr/trainer/packed_rollouts.py): no padding, logprobs from hidden states in chunks, no host sync per micro-batch.
+rlvr/learner/packed_rollouts.py): no padding, logprobs from hidden states in chunks.
 
 The number of micro-batches now depends on the rollouts' lengths, so it differs between updates and ranks: every
 rank runs the largest count (the short ones add fillers of weight 0, so DeepSpeed's gradient reductions still meet
@@ -12,9 +12,10 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from rlvr.algo.losses import LossInputs
+from rlvr.learner.old_logprobs import PreviousWeights, Recomputed
+from rlvr.learner.packed_rollouts import PackedRollouts, packed_logprobs, packed_micro_batches
 from rlvr.rollout.base import Rollout
-from rlvr.trainer import grpo
-from rlvr.trainer.packed_rollouts import PackedRollouts, packed_logprobs, packed_micro_batches
 
 
 def _pack_all_ranks(learner, rollouts: list[Rollout], rollout_logprobs: bool) -> list[PackedRollouts]:
@@ -35,20 +36,18 @@ def _logprobs(learner, model, batch: list[PackedRollouts]) -> list[torch.Tensor]
 
 
 def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
-    """`Learner.train_grpo` on packed micro-batches; the same four old-policy cases (see there)."""
-    alg, engine = learner.cfg.algorithm, learner.engine
-    loss_cfg = grpo.LossConfig(alg.clip_eps_low, alg.clip_eps_high, alg.kl_coef, alg.kl_estimator, alg.loss_agg)
+    """`Learner.train_grpo` on packed micro-batches, with the learner's loss and old-logprob source (the source's
+    packed counterpart: recomputed ones are recomputed on the packed rows)."""
+    alg, engine, source = learner.cfg.algorithm, learner.engine, learner.old_logprobs
     engine.train()
-    behaviour = learner.cfg.rollout.overlap and learner.prev_model is None
     per_mini = len(rollouts) // alg.mini_batches
     minis = [rollouts[m * per_mini : (m + 1) * per_mini] for m in range(alg.mini_batches)]
-    batches = [_pack_all_ranks(learner, mini, behaviour) for mini in minis]
+    batches = [_pack_all_ranks(learner, mini, source.engine_logprobs) for mini in minis]
     old = None
-    if learner.prev_model is not None:
-        old = [_logprobs(learner, learner.prev_model, b) for b in batches]
-        learner._keep_current_weights()
-    elif alg.mini_batches > 1 and not behaviour:
-        old = [_logprobs(learner, engine.module, b) for b in batches]
+    if isinstance(source, Recomputed):  # and PreviousWeights: its model is the copy from before the last update
+        old = [_logprobs(learner, source.model, b) for b in batches]
+        if isinstance(source, PreviousWeights):
+            source._keep_current_weights()
     ref = [_logprobs(learner, learner.ref_model, b) for b in batches] if learner.ref_model is not None else None
     totals: dict[str, torch.Tensor] = {}
     grad_norms = []
@@ -58,8 +57,8 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
         normalizer = learner._loss_scale(mini) * learner.grad_accum_steps
         for k, mb in enumerate(batch):
             engine.set_gradient_accumulation_boundary(k == len(batch) - 1)
-            stats = _micro_step(learner, mb, loss_cfg, normalizer, behaviour,
-                                None if old is None else old[m][k], None if ref is None else ref[m][k])
+            stats = _micro_step(learner, mb, normalizer, None if old is None else old[m][k],
+                                None if ref is None else ref[m][k])
             for key, v in stats.items():
                 totals[key] = totals.get(key, 0.0) + v
             sequence_tokens += mb.input_ids_1N.shape[1] * mb.weight
@@ -76,19 +75,19 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
     return out
 
 
-def _micro_step(learner, mb: PackedRollouts, loss_cfg, normalizer: float, behaviour: bool,
-                old_M: torch.Tensor | None, ref_M: torch.Tensor | None) -> dict:
+def _micro_step(learner, mb: PackedRollouts, normalizer: float, old_M: torch.Tensor | None,
+                ref_M: torch.Tensor | None) -> dict:
     lc, engine = learner.cfg.learner, learner.engine
     logp_M, entropy_M = packed_logprobs(engine, engine.module, mb, learner.cfg.rollout.temperature,
                                         lc.logprob_chunk_tokens, entropy=True)
-    if behaviour:
+    if learner.old_logprobs.engine_logprobs:
         old_M = mb.rollout_logprobs_M
     elif old_M is None:
         old_M = logp_M.detach()  # on-policy, one step per batch: ratio 1 with the same gradient
-    # the loss sees the padded micro-batch layout (sequences x completion tokens), so any loss works packed
-    mask_ST = mb.rows(torch.ones_like(logp_M)).bool()
-    loss, stats = grpo.grpo_loss(mb.rows(logp_M), mb.rows(old_M), mb.adv_S, mask_ST, loss_cfg, normalizer,
-                                 None if ref_M is None else mb.rows(ref_M))
+    # the loss sees the padded micro-batch layout (sequences x completion tokens), so any registered loss works
+    inputs = LossInputs(mb.rows(logp_M), mb.rows(old_M), mb.adv_S, mb.rows(torch.ones_like(logp_M)).bool(),
+                        None if ref_M is None else mb.rows(ref_M))
+    loss, stats = learner.loss(inputs, normalizer)
     stats["entropy_sum"] = entropy_M.sum()
     engine.backward(loss * mb.weight, scale_wrt_gas=False)
     return {k: v * mb.weight for k, v in stats.items()}
