@@ -25,15 +25,14 @@ def make_rollouts(n: int, vocab: int, seed: int = 0) -> list[Rollout]:
     return out
 
 
-def train_once(cfg, model_dir: str, rollouts: list[Rollout], with_stats: bool = False):
+def train_once(cfg, model_dir: str, rollouts: list[Rollout]) -> dict[str, torch.Tensor]:
     placement = Placement(cfg)
     group = LearnerGroup(cfg, model_dir, placement.scheduling("learner"), total_optim_steps=1)
     try:
-        stats = group.train_grpo(rollouts)
+        group.train_grpo(rollouts)
         import ray
 
-        weights = ray.get(group.weights_ref())
-        return (weights, stats) if with_stats else weights
+        return ray.get(group.weights_ref())
     finally:
         group.shutdown()
         placement.remove()
@@ -67,21 +66,3 @@ def test_two_ranks_equal_one_rank(ray_cluster, tiny_model_dir, tmp_path, zero_st
     print(f"zero={zero_stage} agg={loss_agg} mini_batches={mini_batches}: max |w_1rank - w_2ranks| = {diff:.2e}, max update = {moved:.2e}")
     assert diff < 1e-5
 
-
-def test_packed_equals_padded(ray_cluster, tiny_model_dir, tmp_path):
-    """One rank, two optimizer steps: packed micro-batches (no padding, chunked logprobs) reach the weights, the
-    gradient norm and the loss statistics of padded ones."""
-    common = ["data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.micro_batch_size=2",
-              "learner.lr=1e-2", "learner.zero_stage=2", "learner.num_actors=1", "algorithm.mini_batches=2",
-              "rollout.num_actors=1", "rewards.num_workers=1", "learner.resources.num_cpus=1",
-              "rollout.resources.num_cpus=0", "rewards.resources.num_cpus=0"]
-    padded = tiny_config(tiny_model_dir, tmp_path / "padded", *common)
-    packed = tiny_config(tiny_model_dir, tmp_path / "packed", *common, *PACKED, "learner.logprob_chunk_tokens=5")
-    rollouts = make_rollouts(16, vocab=60, seed=1)
-    w_pad, s_pad = train_once(padded, tiny_model_dir, rollouts, with_stats=True)
-    w_pack, s_pack = train_once(packed, tiny_model_dir, rollouts, with_stats=True)
-    assert s_pack["tokens"] == s_pad["tokens"]
-    for key in ("grad_norm", "pg_loss_sum", "entropy_sum", "log_ratio_abs_sum"):
-        assert s_pack[key] == pytest.approx(s_pad[key], rel=1e-4, abs=1e-6), key
-    diff = max((w_pad[k] - w_pack[k]).abs().max().item() for k in w_pad)
-    assert diff < 1e-5
