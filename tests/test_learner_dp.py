@@ -65,4 +65,3 @@ def test_two_ranks_equal_one_rank(ray_cluster, tiny_model_dir, tmp_path, zero_st
     diff = max((w1[k] - w2[k]).abs().max().item() for k in w1)
     print(f"zero={zero_stage} agg={loss_agg} mini_batches={mini_batches}: max |w_1rank - w_2ranks| = {diff:.2e}, max update = {moved:.2e}")
     assert diff < 1e-5
-
