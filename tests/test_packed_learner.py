@@ -122,3 +122,14 @@ def test_positions_restart_and_only_completion_positions_are_scored():
     assert mb.adv_S.tolist() == [1.0, -2.0] and mb.index_M.tolist() == [0, 1, 0]
     torch.testing.assert_close(mb.rows(torch.tensor([1.0, 2.0, 3.0])), torch.tensor([[1.0, 2.0], [3.0, 0.0]]))
     torch.testing.assert_close(mb.rollout_logprobs_M, torch.tensor([-0.1, -0.2, -0.3]))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["learner.zero_stage=3", "learner.max_tokens_per_micro_batch=64", "learner.logprob_chunk_tokens=8"],
+     "needs learner.zero_stage 0-2"),
+    (["learner.logprob_chunk_tokens=8"], "needs learner.max_tokens_per_micro_batch")])
+def test_chunk_settings_that_cannot_work_are_config_errors(overrides, message):
+    from rlvr.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, ["model.path=smollm2", *overrides])
