@@ -5,7 +5,8 @@
 - the clip bounds reach the loss the right way round (asymmetric clip, ratios set through the engine's logprobs);
 - the KL term is trained: away from the reference its gradient pulls the policy back;
 - with several mini-batches the old logprobs are recomputed (later mini-batches are off-policy);
-- `train_lm` uses the loss mask, the block-diagonal attention and the restarting positions of packed rows.
+- `train_lm` uses the loss mask, the block-diagonal attention and the restarting positions of packed rows;
+- a rank's RNG states are restored with its checkpoint.
 
 Each test drives the Ray actors and real DeepSpeed (gloo on CPU) through `LearnerGroup`, as the loops do.
 """
@@ -131,6 +132,12 @@ def test_kl_term_pulls_the_policy_back_to_the_reference(ray_cluster, tiny_model_
     assert kl[1] < 0.7 * kl[0], "a step on the KL term alone did not bring the policy back"
 
 
+def draw_on_rank0(group: LearnerGroup) -> list[float]:
+    import ray
+
+    return ray.get(group.actors[0].__ray_call__.remote(lambda learner: torch.rand(4).tolist()))
+
+
 def test_train_lm_loss_is_per_document_nll_over_loss_tokens(ray_cluster, tiny_model_dir, tmp_path):
     """Packed rows (several documents each, partial loss masks) give the same summed NLL as each document run alone
     from position 0: ignoring the loss mask, the block-diagonal attention or the restarting positions changes it."""
@@ -147,6 +154,11 @@ def test_train_lm_loss_is_per_document_nll_over_loss_tokens(ray_cluster, tiny_mo
     cfg = tiny_config(tiny_model_dir, tmp_path, *SMALL, "learner.num_actors=1", "learner.micro_batch_size=1")
     with Learners(cfg, tiny_model_dir, grad_accum_steps=len(rows)) as group:
         stats = group.train_lm(rows)
+        # and a resumed rank draws what it drew after the save: its RNG states come back with the checkpoint
+        group.save_checkpoint(str(tmp_path / "ckpt"), {"step": 1})
+        after_save = draw_on_rank0(group)
+        assert group.load_checkpoint(str(tmp_path / "ckpt"))["step"] == 1
+        assert draw_on_rank0(group) == after_save
     model = load_model(tiny_model_dir, "float32")
     expected, tokens = 0.0, 0
     with torch.no_grad():

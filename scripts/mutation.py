@@ -1,0 +1,304 @@
+"""Mutation check of the core (issue 19); a separate command, not part of CI. Results: docs/testing.md.
+
+    python scripts/mutation.py core [--jobs 2] [--out FILE.json]   # mutmut over the pure core ([tool.mutmut])
+    python scripts/mutation.py listed [--only NAME ...]           # the scripted learner-level breakages
+
+Both work on a copy of the tree (git's tracked and untracked files) in a temporary directory, so the worktree is
+never modified. `core` needs the `mutation` extra (`pip install -e '.[mutation]'`). It prints, per module, the
+mutants of the functions that count, how many the selected tests killed, and each survivor's diff; survivors
+listed in EQUIVALENT (a mutant that cannot change behaviour) are left out of the kill rate. `listed` applies each
+breakage of LISTED, runs the test named for it, and expects that test to fail.
+
+Mutants are matched by text, not by line number or mutmut's numbering, so the lists survive edits elsewhere; a
+LISTED edit whose text has moved to another file is found there (and reported), so file moves do not break it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# files of [tool.mutmut] only_mutate where only some functions are the pure core (the rest is setup code that
+# the fast tests do not run)
+FOCUS = {"rlvr.trainer.deepspeed_setup": ("lr_lambda",)}
+
+
+@dataclass(frozen=True)
+class Edit:
+    file: str
+    original: str
+    replacement: str
+
+
+@dataclass(frozen=True)
+class Listed:
+    name: str
+    edits: tuple[Edit, ...]
+    test: str
+    """pytest node id (or file) expected to fail on the breakage."""
+
+
+LC = "tests/test_learner_core.py"
+BK = "tests/test_breakages.py"
+LISTED: list[Listed] = [
+    Listed("kl term dropped from the loss", (Edit(
+        "rlvr/trainer/grpo.py", "loss_BT = loss_BT + cfg.kl_coef * kl_BT", "loss_BT = loss_BT + 0.0 * kl_BT"),),
+        f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
+    Listed("kl sign flipped", (Edit(
+        "rlvr/trainer/grpo.py", "loss_BT = loss_BT + cfg.kl_coef * kl_BT", "loss_BT = loss_BT - cfg.kl_coef * kl_BT"),),
+        f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
+    Listed("policy as its own KL reference", (Edit(
+        "rlvr/trainer/learner.py", "self._logprobs(self.ref_model, rollouts)",
+        "self._logprobs(self.engine.module, rollouts)"),),
+        f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
+    Listed("clip bounds swapped where the learner builds its loss config", (Edit(
+        "rlvr/trainer/learner.py", "(alg.clip_eps_low, alg.clip_eps_high,", "(alg.clip_eps_high, alg.clip_eps_low,"),),
+        f"{LC}::test_asymmetric_clip_bounds_reach_the_loss"),
+    Listed("loss scale without the ranks x accumulation factor", (Edit(
+        "rlvr/trainer/learner.py", "return max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)",
+        "return max(total.item(), 1.0)"),),
+        f"{LC}::test_update_is_the_gradient_of_the_global_mean_loss[seq_mean]"),
+    Listed("seq_mean normalised by the rank's own count", (Edit(
+        "rlvr/trainer/learner.py", "dist.all_reduce(total)  # every rank must divide by the same global count",
+        "total = total * 1  # every rank must divide by the same global count"),),
+        f"{LC}::test_update_is_the_gradient_of_the_global_mean_loss[seq_mean]"),
+    Listed("token_mean normalised by the rank's count x ranks", (Edit(
+        "rlvr/trainer/learner.py", "dist.all_reduce(total)  # every rank must divide by the same global count",
+        "total = total * self.world_size  # every rank must divide by the same global count"),),
+        f"{LC}::test_update_is_the_gradient_of_the_global_mean_loss[token_mean]"),
+    Listed("mini_batches > 1 without recomputing old logprobs", (Edit(
+        "rlvr/trainer/learner.py", "elif alg.mini_batches > 1 and not behaviour:", "elif False:"),),
+        f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
+    Listed("train_lm ignores the loss mask", (Edit(
+        "rlvr/trainer/learner.py", "masked = (nll_BT * mb.loss_mask_BT).sum()", "masked = nll_BT.sum()"),),
+        f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens"),
+    Listed("train_lm ignores the attention bias", (Edit(
+        "rlvr/trainer/learner.py", "attention_mask=mb.attn_bias_B1LL.clamp(min=torch.finfo(dtype).min).to(dtype),",
+        "attention_mask=None,"),),
+        f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens"),
+    Listed("train_lm ignores the position ids", (Edit(
+        "rlvr/trainer/learner.py", "position_ids=mb.position_ids_BL,", "position_ids=None,"),),
+        f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens"),
+    Listed("learner RNG not restored on resume", (Edit(
+        "rlvr/trainer/learner.py", 'load_rng(Path(directory) / f"rng_rank{self.rank}.pt")', "pass"),),
+        f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens"),
+    Listed("driver RNG not restored on resume", (Edit(
+        "rlvr/trainer/grpo_loop.py", 'load_rng(path / "driver_rng.pt")', "pass"),),
+        f"{BK}::test_resume_restores_the_driver_rng"),
+    Listed("reward soft deadline removed", (Edit(
+        "rlvr/rewards/worker.py", "with deadline(limits.soft_timeout_s):", "with deadline(1e6):"),),
+        f"{BK}::test_soft_deadline_ends_a_slow_check_inside_the_worker"),
+    Listed("LR warm-up off by one", (Edit(
+        "rlvr/trainer/deepspeed_setup.py", "return (step + 1) / warmup", "return step / warmup"),),
+        f"{BK}::test_lr_schedule_values"),
+    Listed("cosine schedule decays linearly", (Edit(
+        "rlvr/trainer/deepspeed_setup.py", 'return 1.0 - progress if schedule == "linear" else', 'return 1.0 - progress if True else'),),
+        f"{BK}::test_lr_schedule_values"),
+    Listed("drop_zero_variance_groups ignored", (Edit(
+        "rlvr/trainer/grpo_loop.py", "if cfg.algorithm.drop_zero_variance_groups:", "if False:"),),
+        f"{BK}::test_drop_zero_variance_groups_refills_the_batch_in_collect_batch"),
+    Listed("preflight ignores preflight_prompts", (Edit(
+        "rlvr/launch/train_cli.py", "chosen = examples[: cfg.algorithm.preflight_prompts]", "chosen = examples[:1]"),),
+        f"{BK}::test_preflight_reports_pass_rate_and_mixed_groups"),
+    Listed("top_p ignored by the transformers engine", (Edit(
+        "rlvr/rollout/hf_engine.py", "if params.top_p < 1.0:", "if False:"),),
+        f"{BK}::test_top_p_samples_only_inside_the_nucleus"),
+    Listed("tokens after EOS not trimmed", (Edit(
+        "rlvr/rollout/hf_engine.py", "toks = toks[: toks.index(eos) + 1]", "toks = toks"),),
+        f"{BK}::test_eos_ends_a_completion_and_is_kept_rows_after_it_trimmed"),
+    Listed("stop strings not cut", (Edit(
+        "rlvr/rollout/hf_engine.py", "toks, text, stopped = cut_at_stop(self.tokenizer, toks, params.stop)",
+        "text, stopped = self.tokenizer.decode(toks, skip_special_tokens=True), False"),),
+        f"{BK}::test_stop_string_cuts_tokens_and_text"),
+    Listed("sampling seeds overlap (the old sums)", (
+        Edit("rlvr/actors/rollout_group.py", "derive_seed(seed, i) for i", "seed + i for i"),
+        Edit("rlvr/trainer/grpo_loop.py", "seed=derive_seed(cfg.run.seed, step, draw),",
+             "seed=cfg.run.seed * 1_000_003 + step * 1_000 + draw,")),
+        "tests/test_grpo_loop_pure.py::test_worker_seeds_never_overlap_across_steps_draws_workers_and_run_seeds"),
+]
+
+# Survivors of `core` that cannot change behaviour: (module.function, original line, mutated line, why). Lines
+# are compared with surrounding whitespace stripped. See docs/testing.md for the reasoning behind each.
+EQUIVALENT: list[tuple[str, str, str, str]] = []
+
+
+# -- shared ------------------------------------------------------------------------------------------------------
+
+def copy_tree() -> Path:
+    """Tracked and untracked (not ignored) files of the worktree, in a fresh temporary directory."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.split("\0")
+    dest = Path(tempfile.mkdtemp(prefix="rlvr-mutation-"))
+    for name in filter(None, files):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def env_for(tree: Path) -> dict[str, str]:
+    # the copy's rlvr, also in Ray workers (they inherit PYTHONPATH), not the editable install's
+    return {**os.environ, "PYTHONPATH": str(tree), "RAY_ADDRESS": "", "TOKENIZERS_PARALLELISM": "false"}
+
+
+# -- listed ------------------------------------------------------------------------------------------------------
+
+def locate(tree: Path, edit: Edit) -> Path:
+    """The file holding edit.original exactly once: the named one, or (after a move) the only one in rlvr/."""
+    named = tree / edit.file
+    if named.is_file() and named.read_text().count(edit.original) == 1:
+        return named
+    hits = [p for p in (tree / "rlvr").rglob("*.py") if edit.original in p.read_text()]
+    if len(hits) != 1 or hits[0].read_text().count(edit.original) != 1:
+        raise SystemExit(f"mutation: error: {edit.original!r} is in {len(hits)} files under rlvr/ (expected once); "
+                         f"update LISTED in {Path(__file__).name}")
+    print(f"  (moved: {edit.file} -> {hits[0].relative_to(tree)})")
+    return hits[0]
+
+
+def pytest(tree: Path, tests: list[str], timeout: float) -> tuple[int, str]:
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    try:
+        proc = subprocess.run(cmd, cwd=tree, env=env_for(tree), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, "timed out"
+    tail = [line for line in proc.stdout.splitlines() if line.startswith("E ") or " passed" in line
+            or " failed" in line or "error" in line.lower()]
+    return proc.returncode, " | ".join(tail[:2] + tail[-1:])[:300]
+
+
+def run_listed(only: list[str], timeout: float, baseline: bool) -> int:
+    chosen = [m for m in LISTED if not only or any(o.lower() in m.name.lower() for o in only)]
+    tree = copy_tree()
+    try:
+        if baseline:
+            tests = sorted({m.test for m in chosen})
+            rc, tail = pytest(tree, tests, timeout * 3)
+            print(f"baseline (unmutated, {len(tests)} tests): {'passed' if rc == 0 else 'FAILED'}  {tail}")
+            if rc != 0:
+                return 1
+        survived = 0
+        for m in chosen:
+            saved = {}
+            try:
+                for e in m.edits:
+                    path = locate(tree, e)
+                    saved.setdefault(path, path.read_text())
+                    path.write_text(path.read_text().replace(e.original, e.replacement))
+                rc, tail = pytest(tree, [m.test], timeout)
+            finally:
+                for path, text in saved.items():
+                    path.write_text(text)
+            verdict = "killed" if rc == 1 else "SURVIVED" if rc == 0 else f"error (pytest exit {rc})"
+            survived += rc != 1
+            print(f"{verdict:9s} {m.name}  <- {m.test}\n          {tail}", flush=True)
+        print(f"\n{len(chosen) - survived}/{len(chosen)} listed breakages killed")
+        return int(survived > 0)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+# -- core (mutmut) -------------------------------------------------------------------------------------------------
+
+def split_key(key: str) -> tuple[str, str]:
+    """mutmut's 'pkg.mod.x_func__mutmut_3' or 'pkg.mod.xǁClassǁmethod__mutmut_3' -> (module, function)."""
+    head = key.rsplit("__mutmut_", 1)[0]
+    module, _, mangled = head.rpartition(".")
+    if mangled.startswith("xǁ"):
+        return module, ".".join(part for part in mangled[2:].split("ǁ") if part)
+    return module, mangled[2:]
+
+
+def mutant_diff(tree: Path, mutmut: str, key: str) -> tuple[str, str]:
+    out = subprocess.run([mutmut, "show", key], cwd=tree, env=env_for(tree), capture_output=True, text=True).stdout
+    minus = [line[1:].strip() for line in out.splitlines() if line.startswith("-") and not line.startswith("---")]
+    plus = [line[1:].strip() for line in out.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    minus = [line for line in minus if not line.startswith("def ")]
+    plus = [line for line in plus if not line.startswith("def ")]
+    return " / ".join(minus), " / ".join(plus)
+
+
+def run_core(jobs: int, out: Path | None, patterns: list[str]) -> int:
+    from mutmut.stats import status_by_exit_code
+
+    mutmut = str(Path(sys.executable).with_name("mutmut"))
+    tree = copy_tree()
+    try:
+        proc = subprocess.run([mutmut, "run", "--max-children", str(jobs), *patterns], cwd=tree, env=env_for(tree),
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stdout[-3000:], proc.stderr[-3000:])
+            return proc.returncode
+        statuses: dict[str, str] = {}
+        for meta in (tree / "mutants").rglob("*.py.meta"):
+            for key, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+                statuses[key] = status_by_exit_code[code]
+        equivalent = {(f, o, m) for f, o, m, _ in EQUIVALENT}
+        table: dict[str, dict[str, int]] = {}
+        survivors = []
+        for key, status in sorted(statuses.items()):
+            module, function = split_key(key)
+            if module in FOCUS and function not in FOCUS[module]:
+                continue
+            row = table.setdefault(module, {"mutants": 0, "killed": 0, "survived": 0, "equivalent": 0})
+            row["mutants"] += 1
+            if status in ("killed", "timeout", "segfault", "caught by type check"):
+                row["killed"] += 1
+                continue
+            original, mutated = mutant_diff(tree, mutmut, key)
+            if (f"{module}.{function}", original, mutated) in equivalent:
+                row["equivalent"] += 1
+                continue
+            row["survived"] += 1
+            survivors.append({"key": key, "status": status, "function": f"{module}.{function}",
+                              "original": original, "mutated": mutated})
+        print("| module | mutants | killed | equivalent | survived | kill rate (non-equivalent) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for module, row in sorted(table.items()):
+            live = row["mutants"] - row["equivalent"]
+            rate = row["killed"] / live if live else 1.0
+            print(f"| {module} | {row['mutants']} | {row['killed']} | {row['equivalent']} | {row['survived']} | "
+                  f"{rate:.1%} |")
+        total = {k: sum(r[k] for r in table.values()) for k in ("mutants", "killed", "equivalent", "survived")}
+        live = total["mutants"] - total["equivalent"]
+        print(f"| **all** | {total['mutants']} | {total['killed']} | {total['equivalent']} | {total['survived']} | "
+              f"{total['killed'] / max(live, 1):.1%} |")
+        print("\nsurvivors (not listed as equivalent):")
+        for s in survivors:
+            print(f"  {s['function']} [{s['status']}]\n    - {s['original']}\n    + {s['mutated']}")
+        if out is not None:
+            out.write_text(json.dumps({"table": table, "survivors": survivors}, indent=1))
+        return 0
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    core = sub.add_parser("core", help="mutmut over the pure core ([tool.mutmut] in pyproject.toml)")
+    core.add_argument("--jobs", type=int, default=2)
+    core.add_argument("--out", type=Path, help="also write the table and survivors as JSON here")
+    core.add_argument("patterns", nargs="*", help="mutmut mutant name globs, e.g. 'rlvr.trainer.grpo*'")
+    listed = sub.add_parser("listed", help="the scripted learner-level breakages (LISTED)")
+    listed.add_argument("--only", nargs="*", default=[], help="substrings of breakage names")
+    listed.add_argument("--timeout", type=float, default=600, help="seconds per test run")
+    listed.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the tests")
+    args = parser.parse_args()
+    if args.command == "core":
+        return run_core(args.jobs, args.out, args.patterns)
+    return run_listed(args.only, args.timeout, not args.no_baseline)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
