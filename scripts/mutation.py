@@ -94,6 +94,9 @@ LISTED: list[Listed] = [
     Listed("driver RNG not restored on resume", (Edit(
         "rlvr/trainer/grpo_loop.py", 'load_rng(path / "driver_rng.pt")', "pass"),),
         f"{BK}::test_resume_restores_the_driver_rng"),
+    Listed("TensorBoard not purged on resume", (Edit(
+        "rlvr/trainer/metrics.py", "purge_step=start_step or None)", "purge_step=None)"),),
+        f"{BK}::test_tensorboard_resume_hides_what_the_interrupted_run_wrote_after_the_checkpoint"),
     Listed("reward soft deadline removed", (Edit(
         "rlvr/rewards/worker.py", "with deadline(limits.soft_timeout_s):", "with deadline(1e6):"),),
         f"{BK}::test_soft_deadline_ends_a_slow_check_inside_the_worker"),

@@ -257,3 +257,28 @@ def test_preflight_reports_pass_rate_and_mixed_groups(tmp_path):
     assert (report["prompts"], report["G"], report["pass_at_G"], report["pass_at_1"]) == (3, 2, 1.0, 0.5)
     assert report["mixed_fraction"] == 1.0
     assert json.loads((tmp_path / "preflight.json").read_text()) == json.loads(json.dumps(report))
+
+
+# -- metrics on resume ------------------------------------------------------------------------------------------
+
+def test_tensorboard_resume_hides_what_the_interrupted_run_wrote_after_the_checkpoint(tmp_path):
+    """A run logged steps 0-4 (and an occasional tag at step 4) and is resumed from its step-2 checkpoint: the
+    reader must see steps 0-1 of the first run and 2-3 of the resumed one, and nothing of the lost step 4. The
+    occasional tag is the case TensorBoard's own out-of-order purge misses (no later event of that tag)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rlvr.trainer.metrics import TensorBoardSink
+
+    first = TensorBoardSink(tmp_path, 0)
+    for step in range(5):
+        first(step, {"loss": float(step)})
+    first(4, {"eval/accuracy": 0.5})
+    first.close()
+    resumed = TensorBoardSink(tmp_path, 2)
+    for step in (2, 3):
+        resumed(step, {"loss": 10.0 + step})
+    resumed.close()
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [(0, 0.0), (1, 1.0), (2, 12.0), (3, 13.0)]
+    assert "eval/accuracy" not in events.Tags()["scalars"] or events.Scalars("eval/accuracy") == []
