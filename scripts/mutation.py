@@ -61,7 +61,7 @@ LISTED: list[Listed] = [
         "self._logprobs(self.engine.module, rollouts)"),),
         f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
     Listed("clip bounds swapped where the learner builds its loss config", (Edit(
-        "rlvr/trainer/learner.py", "(alg.clip_eps_low, alg.clip_eps_high,", "(alg.clip_eps_high, alg.clip_eps_low,"),),
+        "rlvr/algo/losses.py", "(alg.clip_eps_low, alg.clip_eps_high,", "(alg.clip_eps_high, alg.clip_eps_low,"),),
         f"{LC}::test_asymmetric_clip_bounds_reach_the_loss"),
     Listed("loss scale without the ranks x accumulation factor", (Edit(
         "rlvr/trainer/learner.py", "return max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)",
@@ -76,7 +76,7 @@ LISTED: list[Listed] = [
         "total = total * self.world_size  # every rank must divide by the same global count"),),
         f"{LC}::test_update_is_the_gradient_of_the_global_mean_loss[token_mean]"),
     Listed("mini_batches > 1 without recomputing old logprobs", (Edit(
-        "rlvr/trainer/learner.py", "elif alg.mini_batches > 1 and not behaviour:", "elif False:"),),
+        "rlvr/trainer/learner.py", "if self.cfg.algorithm.mini_batches > 1:", "if False:"),),
         f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
     Listed("train_lm ignores the loss mask", (Edit(
         "rlvr/trainer/learner.py", "masked = (nll_BT * mb.loss_mask_BT).sum()", "masked = nll_BT.sum()"),),

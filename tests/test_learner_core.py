@@ -107,7 +107,7 @@ def test_asymmetric_clip_bounds_reach_the_loss(ray_cluster, tiny_model_dir, tmp_
         stats = group.train_grpo(rollouts)
     negative = sum(len(r.completion_ids) for r in rollouts if r.advantage < 0)
     positive = sum(len(r.completion_ids) for r in rollouts if r.advantage > 0)
-    assert stats["clipped_sum"] == negative
+    assert stats["clip_fraction_sum"] == negative
     assert stats["log_ratio_abs_sum"] == pytest.approx(positive * math.log(1.25) - negative * math.log(0.85),
                                                        rel=1e-4)
 

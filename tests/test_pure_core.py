@@ -83,7 +83,7 @@ def test_grpo_loss_statistics_and_off_policy_kl():
     pg = [-1.0, -0.5, 1.8]
     k3 = [0.5 - math.log(0.5) - 1, 0.0, 0.0]  # r = p_ref / p
     assert stats["pg_loss_sum"] == pytest.approx(sum(pg))
-    assert stats["clipped_sum"] == 1.0  # only the third token (0.8 < 0.9, A < 0)
+    assert stats["clip_fraction_sum"] == 1.0  # only the third token (0.8 < 0.9, A < 0)
     assert stats["log_ratio_abs_sum"] == pytest.approx(math.log(2) + math.log(1.25))
     assert stats["tokens"] == 3.0 and stats["kl_sum"] == pytest.approx(sum(k3))
     assert loss.item() == pytest.approx((sum(pg) + 0.5 * sum(k3)) / 3)
