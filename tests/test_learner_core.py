@@ -97,7 +97,7 @@ def test_asymmetric_clip_bounds_reach_the_loss(ray_cluster, tiny_model_dir, tmp_
     cfg = tiny_config(tiny_model_dir, tmp_path, *SMALL, "learner.num_actors=1", "learner.micro_batch_size=4",
                       "data.prompts_per_step=2", "rollout.samples_per_prompt=4", "rollout.overlap=true",
                       "algorithm.clip_eps_low=0.1", "algorithm.clip_eps_high=0.3")
-    advantages = [1.0, -1.0, 0.5, -0.5, 1.0, -1.0, 0.5, -0.5]
+    advantages = [1.0, -1.0, 0.5, 0.25, 1.0, 0.75, 0.5, -0.5]
     rollouts = rollouts_with(advantages, seed=2)
     with Learners(cfg, tiny_model_dir) as group:
         current = group.completion_logprobs(rollouts)
@@ -107,6 +107,7 @@ def test_asymmetric_clip_bounds_reach_the_loss(ray_cluster, tiny_model_dir, tmp_
         stats = group.train_grpo(rollouts)
     negative = sum(len(r.completion_ids) for r in rollouts if r.advantage < 0)
     positive = sum(len(r.completion_ids) for r in rollouts if r.advantage > 0)
+    assert positive != negative  # else swapped bounds would clip as many tokens
     assert stats["clip_fraction_sum"] == negative
     assert stats["log_ratio_abs_sum"] == pytest.approx(positive * math.log(1.25) - negative * math.log(0.85),
                                                        rel=1e-4)
