@@ -226,8 +226,6 @@ def mutant_diff(tree: Path, mutmut: str, key: str) -> tuple[str, str]:
     out = subprocess.run([mutmut, "show", key], cwd=tree, env=env_for(tree), capture_output=True, text=True).stdout
     minus = [line[1:].strip() for line in out.splitlines() if line.startswith("-") and not line.startswith("---")]
     plus = [line[1:].strip() for line in out.splitlines() if line.startswith("+") and not line.startswith("+++")]
-    minus = [line for line in minus if not line.startswith("def ")]
-    plus = [line for line in plus if not line.startswith("def ")]
     return " / ".join(minus), " / ".join(plus)
 
 

@@ -25,6 +25,11 @@ def test_group_advantages_use_each_groups_own_mean_and_std():
                             pytest.approx([1 / (2 * s + 1e-6), -1 / (2 * s + 1e-6)], rel=1e-6), [0.0, 0.0]]
 
 
+def test_group_advantages_default_eps_is_small():
+    s = math.sqrt(0.5)
+    assert grpo.group_advantages(torch.tensor([[1.0, 0.0]]))[0].tolist() == pytest.approx([0.5 / s, -0.5 / s], rel=1e-5)
+
+
 def test_group_of_one_has_advantage_zero_and_near_equal_rewards_stay_bounded():
     assert grpo.group_advantages(torch.tensor([[1.0], [0.0]])).tolist() == [[0.0], [0.0]]
     # std 7.07e-7 is below eps: the advantage is damped (0.29), not blown up or sign-flipped
@@ -53,11 +58,11 @@ def test_token_logprobs_and_entropy_over_batch_and_time():
 
 def test_unknown_estimator_and_aggregation_are_named_in_the_error():
     x = torch.zeros(1, 1)
-    with pytest.raises(ValueError, match="unknown KL estimator 'k2'"):
+    with pytest.raises(ValueError, match="^unknown KL estimator 'k2'$"):
         grpo.kl_penalty(x, x, "k2")
-    with pytest.raises(ValueError, match="unknown loss aggregation 'mean'"):
+    with pytest.raises(ValueError, match="^unknown loss aggregation 'mean'$"):
         grpo.aggregate(x, x, "mean", 1.0)
-    with pytest.raises(ValueError, match="kl_coef > 0 needs reference logprobs"):
+    with pytest.raises(ValueError, match="^kl_coef > 0 needs reference logprobs$"):
         grpo.grpo_loss(x, x, torch.zeros(1), x, grpo.LossConfig(kl_coef=0.1), 1.0)
 
 
@@ -111,10 +116,16 @@ def test_collate_aligns_completion_mask_window_and_rollout_logprobs():
     assert mb.window_start == 1  # the shortest prompt (2) - 1
     assert mb.rollout_logprobs_BT.flatten().tolist() == pytest.approx([0, 0, -0.1, -0.2, 0, -0.3, -0.4, -0.5])
     assert collate(rollouts, pad_id=0).rollout_logprobs_BT is None
+    assert (mb.input_ids_BL.dtype, mb.attention_mask_BL.dtype, mb.completion_mask_BT.dtype) == (
+        torch.long, torch.long, torch.bool)
     moved = mb.to("cpu")
     assert moved.window_start == 1 and torch.equal(moved.rollout_logprobs_BT, mb.rollout_logprobs_BT)
     assert torch.equal(moved.completion_mask_BT, mb.completion_mask_BT)
     assert collate(rollouts[:1], pad_id=0).to("cpu").rollout_logprobs_BT is None
+    # every tensor goes to the device (the meta device stands for a GPU here: no data, only placement)
+    meta = mb.to("meta")
+    assert {t.device.type for t in (meta.input_ids_BL, meta.attention_mask_BL, meta.completion_mask_BT,
+                                    meta.advantages_B, meta.rollout_logprobs_BT)} == {"meta"}
 
 
 def test_collate_pads_right_and_rejects_missing_logprobs():
@@ -122,7 +133,8 @@ def test_collate_pads_right_and_rejects_missing_logprobs():
     assert mb.input_ids_BL.tolist() == [[1, 2, 3, 99], [4, 5, 6, 7]]
     assert mb.attention_mask_BL.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
     assert mb.completion_mask_BT.tolist() == [[False, True, False], [True, True, True]]
-    with pytest.raises(ValueError, match="rollout 1 has 1 logprobs for 3 tokens"):
+    with pytest.raises(ValueError, match=r"^rollout 1 has 1 logprobs for 3 tokens \(the engine was not asked for "
+                                         r"logprobs\?\)$"):
         collate([Rollout([1], [2], [-1.0]), Rollout([1], [2, 3, 4], [-1.0])], pad_id=0, rollout_logprobs=True)
 
 
