@@ -1,6 +1,7 @@
 """Mutation check of the core (issue 19); a separate command, not part of CI. Results: docs/testing.md.
 
     python scripts/mutation.py core [--jobs 2] [--out FILE.json]   # mutmut over the pure core ([tool.mutmut])
+    python scripts/mutation.py report FILE.json                   # the table again, after editing EQUIVALENT
     python scripts/mutation.py listed [--only NAME ...]           # the scripted learner-level breakages
 
 Both work on a copy of the tree (git's tracked and untracked files) in a temporary directory, so the worktree is
@@ -244,44 +245,52 @@ def run_core(jobs: int, out: Path | None, patterns: list[str]) -> int:
         for meta in (tree / "mutants").rglob("*.py.meta"):
             for key, code in json.loads(meta.read_text())["exit_code_by_key"].items():
                 statuses[key] = status_by_exit_code[code]
-        equivalent = {(f, o, m) for f, o, m, _ in EQUIVALENT}
-        table: dict[str, dict[str, int]] = {}
+        counts: dict[str, dict[str, int]] = {}
         survivors = []
         for key, status in sorted(statuses.items()):
             module, function = split_key(key)
-            if module in FOCUS and function not in FOCUS[module]:
-                continue
-            row = table.setdefault(module, {"mutants": 0, "killed": 0, "survived": 0, "equivalent": 0})
+            if status == "not checked" or (module in FOCUS and function not in FOCUS[module]):
+                continue  # not run (a pattern left it out), or not part of the pure core
+            row = counts.setdefault(module, {"mutants": 0, "killed": 0})
             row["mutants"] += 1
             if status in ("killed", "timeout", "segfault", "caught by type check"):
                 row["killed"] += 1
                 continue
             original, mutated = mutant_diff(tree, mutmut, key)
-            if (f"{module}.{function}", original, mutated) in equivalent:
-                row["equivalent"] += 1
-                continue
-            row["survived"] += 1
             survivors.append({"key": key, "status": status, "function": f"{module}.{function}",
                               "original": original, "mutated": mutated})
-        print("| module | mutants | killed | equivalent | survived | kill rate (non-equivalent) |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for module, row in sorted(table.items()):
-            live = row["mutants"] - row["equivalent"]
-            rate = row["killed"] / live if live else 1.0
-            print(f"| {module} | {row['mutants']} | {row['killed']} | {row['equivalent']} | {row['survived']} | "
-                  f"{rate:.1%} |")
-        total = {k: sum(r[k] for r in table.values()) for k in ("mutants", "killed", "equivalent", "survived")}
-        live = total["mutants"] - total["equivalent"]
-        print(f"| **all** | {total['mutants']} | {total['killed']} | {total['equivalent']} | {total['survived']} | "
-              f"{total['killed'] / max(live, 1):.1%} |")
-        print("\nsurvivors (not listed as equivalent):")
-        for s in survivors:
-            print(f"  {s['function']} [{s['status']}]\n    - {s['original']}\n    + {s['mutated']}")
+        data = {"counts": counts, "survivors": survivors}
         if out is not None:
-            out.write_text(json.dumps({"table": table, "survivors": survivors}, indent=1))
+            out.write_text(json.dumps(data, indent=1))
+        report(data)
         return 0
     finally:
         shutil.rmtree(tree, ignore_errors=True)
+
+
+def report(data: dict) -> None:
+    """Kill rate per module, leaving out the survivors listed in EQUIVALENT; then the other survivors."""
+    equivalent = {(f, o, m) for f, o, m, _ in EQUIVALENT}
+    print("| module | mutants | killed | equivalent | survived | kill rate (non-equivalent) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    total = {"mutants": 0, "killed": 0, "equivalent": 0, "survived": 0}
+    left = []
+    for module, row in sorted(data["counts"].items()):
+        mine = [s for s in data["survivors"] if s["function"].startswith(module + ".")]
+        eq = sum((s["function"], s["original"], s["mutated"]) in equivalent for s in mine)
+        left += [s for s in mine if (s["function"], s["original"], s["mutated"]) not in equivalent]
+        live = row["mutants"] - eq
+        print(f"| {module} | {row['mutants']} | {row['killed']} | {eq} | {len(mine) - eq} | "
+              f"{row['killed'] / max(live, 1):.1%} |")
+        for k, v in (("mutants", row["mutants"]), ("killed", row["killed"]), ("equivalent", eq),
+                     ("survived", len(mine) - eq)):
+            total[k] += v
+    live = total["mutants"] - total["equivalent"]
+    print(f"| **all** | {total['mutants']} | {total['killed']} | {total['equivalent']} | {total['survived']} | "
+          f"{total['killed'] / max(live, 1):.1%} |")
+    print("\nsurvivors (not listed as equivalent):")
+    for s in left:
+        print(f"  {s['function']} [{s['status']}]\n    - {s['original']}\n    + {s['mutated']}")
 
 
 def main() -> int:
@@ -291,6 +300,8 @@ def main() -> int:
     core.add_argument("--jobs", type=int, default=2)
     core.add_argument("--out", type=Path, help="also write the table and survivors as JSON here")
     core.add_argument("patterns", nargs="*", help="mutmut mutant name globs, e.g. 'rlvr.trainer.grpo*'")
+    rep = sub.add_parser("report", help="the table again from a saved `core --out` file (after editing EQUIVALENT)")
+    rep.add_argument("file", type=Path)
     listed = sub.add_parser("listed", help="the scripted learner-level breakages (LISTED)")
     listed.add_argument("--only", nargs="*", default=[], help="substrings of breakage names")
     listed.add_argument("--timeout", type=float, default=600, help="seconds per test run")
@@ -298,6 +309,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "core":
         return run_core(args.jobs, args.out, args.patterns)
+    if args.command == "report":
+        report(json.loads(args.file.read_text()))
+        return 0
     return run_listed(args.only, args.timeout, not args.no_baseline)
 
 
