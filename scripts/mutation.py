@@ -132,7 +132,47 @@ LISTED: list[Listed] = [
 
 # Survivors of `core` that cannot change behaviour: (module.function, original line, mutated line, why). Lines
 # are compared with surrounding whitespace stripped. See docs/testing.md for the reasoning behind each.
-EQUIVALENT: list[tuple[str, str, str, str]] = []
+EQUIVALENT: list[tuple[str, str, str, str]] = [
+    (f"rlvr.trainer.grpo.{f}", o, o.replace(a, b, 1), why)
+    for f, o, a, b, why in [
+        ("group_advantages", "centred_BG = rewards_BG - rewards_BG.mean(dim=-1, keepdim=True)", "dim=-1", "dim=+1",
+         "rewards_BG is 2-D (groups x samples): axis +1 is axis -1"),
+        ("group_advantages", "std_B1 = rewards_BG.std(dim=-1, keepdim=True) if rewards_BG.shape[-1] > 1 else "
+         "torch.zeros_like(centred_BG)", "dim=-1", "dim=+1", "rewards_BG is 2-D: axis +1 is axis -1"),
+        ("group_advantages", "std_B1 = rewards_BG.std(dim=-1, keepdim=True) if rewards_BG.shape[-1] > 1 else "
+         "torch.zeros_like(centred_BG)", "shape[-1]", "shape[+1]", "rewards_BG is 2-D: shape[1] is shape[-1]"),
+        ("clipped_policy_loss", "adv_B1 = adv_B.unsqueeze(-1)", "(-1)", "(+1)",
+         "adv_B is 1-D: unsqueeze(1) is unsqueeze(-1)"),
+        ("_seq_mean", "per_seq_B = (loss_BT * mask_BT).sum(-1) / mask_BT.sum(-1).clamp(min=1)", ".sum(-1) /",
+         ".sum(+1) /", "loss_BT and mask_BT are 2-D: sum(1) is sum(-1)"),
+        ("_seq_mean", "per_seq_B = (loss_BT * mask_BT).sum(-1) / mask_BT.sum(-1).clamp(min=1)", "mask_BT.sum(-1)",
+         "mask_BT.sum(+1)", "mask_BT is 2-D: sum(1) is sum(-1)"),
+        ("aggregate", "return AGGREGATIONS[mode].reduce(loss_BT, mask_BT.to(loss_BT.dtype), normalizer)",
+         "mask_BT.to(loss_BT.dtype)", "mask_BT.to(None)",
+         "Tensor.to(None) returns the mask as is; mask x float loss promotes to float and a bool/int mask's row "
+         "sums are the same counts"),
+    ]
+] + [
+    (f"rlvr.trainer.batch.{f}", o, m, why) for f, o, m, why in [
+        ("collate", "ids_BL = torch.full((B, L), pad_id, dtype=torch.long)",
+         "ids_BL = torch.full((B, L), pad_id, dtype=None)", "torch.full infers int64 from the int fill value"),
+        ("collate", "ids_BL = torch.full((B, L), pad_id, dtype=torch.long)", "ids_BL = torch.full((B, L), pad_id, )",
+         "torch.full infers int64 from the int fill value"),
+        ("collate", "adv_B = torch.tensor([r.advantage for r in rollouts], dtype=torch.float32)",
+         "adv_B = torch.tensor([r.advantage for r in rollouts], dtype=None)",
+         "Python floats become float32, torch's default dtype (never changed in rlvr)"),
+        ("collate", "adv_B = torch.tensor([r.advantage for r in rollouts], dtype=torch.float32)",
+         "adv_B = torch.tensor([r.advantage for r in rollouts], )", "float32 is torch's default dtype"),
+        ("_rollout_logprobs", "lp_BT = torch.zeros((len(rollouts), T), dtype=torch.float32)",
+         "lp_BT = torch.zeros((len(rollouts), T), dtype=None)", "float32 is torch's default dtype"),
+        ("_rollout_logprobs", "lp_BT = torch.zeros((len(rollouts), T), dtype=torch.float32)",
+         "lp_BT = torch.zeros((len(rollouts), T), )", "float32 is torch's default dtype"),
+        ("shard_minibatches", "for mini in chunks(items, max(1, len(items) // mini_batches)):",
+         "for mini in chunks(items, max(2, len(items) // mini_batches)):",
+         "a valid config (samples divisible by ranks x micro-batch x mini-batches) has len // mini_batches >= "
+         "ranks: with 2+ ranks max(1, x) == max(2, x); with one rank every split gives the same single shard"),
+    ]
+]
 
 
 # -- shared ------------------------------------------------------------------------------------------------------
