@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # files of [tool.mutmut] only_mutate where only some functions are the pure core (the rest is setup code that
 # the fast tests do not run)
-FOCUS = {"rlvr.trainer.deepspeed_setup": ("lr_lambda",)}
+FOCUS = {"rlvr.learner.deepspeed_setup": ("lr_lambda",)}
 
 
 @dataclass(frozen=True)
@@ -52,45 +52,45 @@ LC = "tests/test_learner_core.py"
 BK = "tests/test_breakages.py"
 LISTED: list[Listed] = [
     Listed("kl term dropped from the loss", (Edit(
-        "rlvr/trainer/grpo.py", "loss_BT = loss_BT + cfg.kl_coef * kl_BT", "loss_BT = loss_BT + 0.0 * kl_BT"),),
+        "rlvr/algo/grpo.py", "loss_BT = loss_BT + cfg.kl_coef * kl_BT", "loss_BT = loss_BT + 0.0 * kl_BT"),),
         f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
     Listed("kl sign flipped", (Edit(
-        "rlvr/trainer/grpo.py", "loss_BT = loss_BT + cfg.kl_coef * kl_BT", "loss_BT = loss_BT - cfg.kl_coef * kl_BT"),),
+        "rlvr/algo/grpo.py", "loss_BT = loss_BT + cfg.kl_coef * kl_BT", "loss_BT = loss_BT - cfg.kl_coef * kl_BT"),),
         f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
     Listed("policy as its own KL reference", (Edit(
-        "rlvr/trainer/learner.py", "self._logprobs(self.ref_model, rollouts)",
+        "rlvr/learner/learner.py", "self._logprobs(self.ref_model, rollouts)",
         "self._logprobs(self.engine.module, rollouts)"),),
         f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
     Listed("clip bounds swapped where the learner builds its loss config", (Edit(
         "rlvr/algo/losses.py", "(alg.clip_eps_low, alg.clip_eps_high,", "(alg.clip_eps_high, alg.clip_eps_low,"),),
         f"{LC}::test_asymmetric_clip_bounds_reach_the_loss"),
     Listed("loss scale without the ranks x accumulation factor", (Edit(
-        "rlvr/trainer/learner.py", "return max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)",
+        "rlvr/learner/learner.py", "return max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)",
         "return max(total.item(), 1.0)"),),
         f"{LC}::test_update_is_the_gradient_of_the_global_mean_loss[seq_mean]"),
     Listed("seq_mean normalised by the rank's own count", (Edit(
-        "rlvr/trainer/learner.py", "dist.all_reduce(total)  # every rank must divide by the same global count",
+        "rlvr/learner/learner.py", "dist.all_reduce(total)  # every rank must divide by the same global count",
         "total = total * 1  # every rank must divide by the same global count"),),
         f"{LC}::test_update_is_the_gradient_of_the_global_mean_loss[seq_mean]"),
     Listed("token_mean normalised by the rank's count x ranks", (Edit(
-        "rlvr/trainer/learner.py", "dist.all_reduce(total)  # every rank must divide by the same global count",
+        "rlvr/learner/learner.py", "dist.all_reduce(total)  # every rank must divide by the same global count",
         "total = total * self.world_size  # every rank must divide by the same global count"),),
         f"{LC}::test_update_is_the_gradient_of_the_global_mean_loss[token_mean]"),
     Listed("mini_batches > 1 without recomputing old logprobs", (Edit(
-        "rlvr/trainer/learner.py", "if self.cfg.algorithm.mini_batches > 1:", "if False:"),),
+        "rlvr/learner/learner.py", "if self.cfg.algorithm.mini_batches > 1:", "if False:"),),
         f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
     Listed("train_lm ignores the loss mask", (Edit(
-        "rlvr/trainer/learner.py", "masked = (nll_BT * mb.loss_mask_BT).sum()", "masked = nll_BT.sum()"),),
+        "rlvr/learner/learner.py", "masked = (nll_BT * mb.loss_mask_BT).sum()", "masked = nll_BT.sum()"),),
         f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens"),
     Listed("train_lm ignores the attention bias", (Edit(
-        "rlvr/trainer/learner.py", "attention_mask=mb.attn_bias_B1LL.clamp(min=torch.finfo(dtype).min).to(dtype),",
+        "rlvr/learner/learner.py", "attention_mask=mb.attn_bias_B1LL.clamp(min=torch.finfo(dtype).min).to(dtype),",
         "attention_mask=None,"),),
         f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens"),
     Listed("train_lm ignores the position ids", (Edit(
-        "rlvr/trainer/learner.py", "position_ids=mb.position_ids_BL,", "position_ids=None,"),),
+        "rlvr/learner/learner.py", "position_ids=mb.position_ids_BL,", "position_ids=None,"),),
         f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens"),
     Listed("learner RNG not restored on resume", (Edit(
-        "rlvr/trainer/learner.py", 'load_rng(Path(directory) / f"rng_rank{self.rank}.pt")', "pass"),),
+        "rlvr/learner/learner.py", 'load_rng(Path(directory) / f"rng_rank{self.rank}.pt")', "pass"),),
         f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens"),
     Listed("driver RNG not restored on resume", (Edit(
         "rlvr/trainer/grpo_loop.py", 'load_rng(path / "driver_rng.pt")', "pass"),),
@@ -102,10 +102,10 @@ LISTED: list[Listed] = [
         "rlvr/rewards/worker.py", "with deadline(limits.soft_timeout_s):", "with deadline(1e6):"),),
         f"{BK}::test_soft_deadline_ends_a_slow_check_inside_the_worker"),
     Listed("LR warm-up off by one", (Edit(
-        "rlvr/trainer/deepspeed_setup.py", "return (step + 1) / warmup", "return step / warmup"),),
+        "rlvr/learner/deepspeed_setup.py", "return (step + 1) / warmup", "return step / warmup"),),
         f"{BK}::test_lr_schedule_values"),
     Listed("cosine schedule decays linearly", (Edit(
-        "rlvr/trainer/deepspeed_setup.py", 'return 1.0 - progress if schedule == "linear" else', 'return 1.0 - progress if True else'),),
+        "rlvr/learner/deepspeed_setup.py", 'return 1.0 - progress if schedule == "linear" else', 'return 1.0 - progress if True else'),),
         f"{BK}::test_lr_schedule_values"),
     Listed("drop_zero_variance_groups ignored", (Edit(
         "rlvr/trainer/grpo_loop.py", "if cfg.algorithm.drop_zero_variance_groups:", "if False:"),),
@@ -133,7 +133,7 @@ LISTED: list[Listed] = [
 # Survivors of `core` that cannot change behaviour: (module.function, original line, mutated line, why). Lines
 # are compared with surrounding whitespace stripped. See docs/testing.md for the reasoning behind each.
 EQUIVALENT: list[tuple[str, str, str, str]] = [
-    (f"rlvr.trainer.grpo.{f}", o, o.replace(a, b, 1), why)
+    (f"rlvr.algo.grpo.{f}", o, o.replace(a, b, 1), why)
     for f, o, a, b, why in [
         ("group_advantages", "centred_BG = rewards_BG - rewards_BG.mean(dim=-1, keepdim=True)", "dim=-1", "dim=+1",
          "rewards_BG is 2-D (groups x samples): axis +1 is axis -1"),
@@ -153,21 +153,21 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
          "sums are the same counts"),
     ]
 ] + [
-    (f"rlvr.trainer.batch.{f}", o, m, why) for f, o, m, why in [
-        ("collate", "ids_BL = torch.full((B, L), pad_id, dtype=torch.long)",
+    (f"rlvr.{f}", o, m, why) for f, o, m, why in [
+        ("learner.batch.collate", "ids_BL = torch.full((B, L), pad_id, dtype=torch.long)",
          "ids_BL = torch.full((B, L), pad_id, dtype=None)", "torch.full infers int64 from the int fill value"),
-        ("collate", "ids_BL = torch.full((B, L), pad_id, dtype=torch.long)", "ids_BL = torch.full((B, L), pad_id, )",
+        ("learner.batch.collate", "ids_BL = torch.full((B, L), pad_id, dtype=torch.long)", "ids_BL = torch.full((B, L), pad_id, )",
          "torch.full infers int64 from the int fill value"),
-        ("collate", "adv_B = torch.tensor([r.advantage for r in rollouts], dtype=torch.float32)",
+        ("learner.batch.collate", "adv_B = torch.tensor([r.advantage for r in rollouts], dtype=torch.float32)",
          "adv_B = torch.tensor([r.advantage for r in rollouts], dtype=None)",
          "Python floats become float32, torch's default dtype (never changed in rlvr)"),
-        ("collate", "adv_B = torch.tensor([r.advantage for r in rollouts], dtype=torch.float32)",
+        ("learner.batch.collate", "adv_B = torch.tensor([r.advantage for r in rollouts], dtype=torch.float32)",
          "adv_B = torch.tensor([r.advantage for r in rollouts], )", "float32 is torch's default dtype"),
-        ("_rollout_logprobs", "lp_BT = torch.zeros((len(rollouts), T), dtype=torch.float32)",
+        ("learner.batch._rollout_logprobs", "lp_BT = torch.zeros((len(rollouts), T), dtype=torch.float32)",
          "lp_BT = torch.zeros((len(rollouts), T), dtype=None)", "float32 is torch's default dtype"),
-        ("_rollout_logprobs", "lp_BT = torch.zeros((len(rollouts), T), dtype=torch.float32)",
+        ("learner.batch._rollout_logprobs", "lp_BT = torch.zeros((len(rollouts), T), dtype=torch.float32)",
          "lp_BT = torch.zeros((len(rollouts), T), )", "float32 is torch's default dtype"),
-        ("shard_minibatches", "for mini in chunks(items, max(1, len(items) // mini_batches)):",
+        ("utils.batching.shard_minibatches", "for mini in chunks(items, max(1, len(items) // mini_batches)):",
          "for mini in chunks(items, max(2, len(items) // mini_batches)):",
          "a valid config (samples divisible by ranks x micro-batch x mini-batches) has len // mini_batches >= "
          "ranks: with 2+ ranks max(1, x) == max(2, x); with one rank every split gives the same single shard"),
@@ -339,7 +339,7 @@ def main() -> int:
     core = sub.add_parser("core", help="mutmut over the pure core ([tool.mutmut] in pyproject.toml)")
     core.add_argument("--jobs", type=int, default=2)
     core.add_argument("--out", type=Path, help="also write the table and survivors as JSON here")
-    core.add_argument("patterns", nargs="*", help="mutmut mutant name globs, e.g. 'rlvr.trainer.grpo*'")
+    core.add_argument("patterns", nargs="*", help="mutmut mutant name globs, e.g. 'rlvr.algo.grpo*'")
     rep = sub.add_parser("report", help="the table again from a saved `core --out` file (after editing EQUIVALENT)")
     rep.add_argument("file", type=Path)
     listed = sub.add_parser("listed", help="the scripted learner-level breakages (LISTED)")

@@ -32,14 +32,14 @@ from rlvr.rollout.base import Completion, SamplingParams
     ("cosine", [0.25, 0.5, 0.75, 1.0] + [0.5 * (1 + math.cos(math.pi * k / 8)) for k in range(9)] + [0.0]),
 ])
 def test_lr_schedule_values(schedule, expected):
-    from rlvr.trainer.deepspeed_setup import lr_lambda
+    from rlvr.learner.deepspeed_setup import lr_lambda
 
     f = lr_lambda(schedule, warmup=4, total=12)
     assert [f(s) for s in range(14)] == pytest.approx(expected, abs=1e-12)
 
 
 def test_lr_schedule_without_warmup_or_decay_room():
-    from rlvr.trainer.deepspeed_setup import lr_lambda
+    from rlvr.learner.deepspeed_setup import lr_lambda
 
     assert [lr_lambda("linear", 0, 4)(s) for s in range(5)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
     assert [lr_lambda("cosine", 3, 3)(s) for s in range(5)] == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0, 1.0])
@@ -212,7 +212,7 @@ def test_resume_restores_the_driver_rng(tmp_path):
     """Draws after a resume repeat those after the save (Python, NumPy and torch generators)."""
     import numpy as np
 
-    from rlvr.trainer.checkpoint import CheckpointDir
+    from rlvr.utils.checkpoint import CheckpointDir
     from rlvr.trainer.grpo_loop import Workers, resume, save_checkpoint
 
     cfg = loop_config(tmp_path)

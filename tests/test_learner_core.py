@@ -142,7 +142,7 @@ def draw_on_rank0(group: LearnerGroup) -> list[float]:
 def test_train_lm_loss_is_per_document_nll_over_loss_tokens(ray_cluster, tiny_model_dir, tmp_path):
     """Packed rows (several documents each, partial loss masks) give the same summed NLL as each document run alone
     from position 0: ignoring the loss mask, the block-diagonal attention or the restarting positions changes it."""
-    from rlvr.trainer.packing import Document, pack
+    from rlvr.data.packing import Document, pack
 
     rng = random.Random(4)
     docs = []

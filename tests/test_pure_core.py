@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from rlvr.rollout.base import Rollout
-from rlvr.trainer import grpo
-from rlvr.trainer.batch import chunks, collate, shard, shard_minibatches
+from rlvr.algo import grpo
+from rlvr.learner.batch import collate
+from rlvr.utils.batching import chunks, shard, shard_minibatches
 
 # -- GRPO -------------------------------------------------------------------------------------------------------
 

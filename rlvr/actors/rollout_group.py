@@ -17,7 +17,7 @@ from rlvr.config import RunConfig
 from rlvr.rollout.base import Completion, SamplingParams, derive_seed
 from rlvr.rollout.weight_sync import broadcast_ranks
 from rlvr.rollout.worker import RolloutWorker
-from rlvr.trainer.batch import shard
+from rlvr.utils.batching import shard
 
 log = logging.getLogger("rlvr")
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from rlvr.config import ConfigError, LMStageSection
 from rlvr.data.chat import assistant_masked
-from rlvr.trainer.packing import Document, PackedRow, pack
+from rlvr.data.packing import Document, PackedRow, pack
 
 
 def _jsonl_rows(path: str | None) -> list[dict]:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from rlvr.config import ConfigError, RunConfig, StageSpec, merge, validate
-from rlvr.trainer.checkpoint import CheckpointDir
+from rlvr.utils.checkpoint import CheckpointDir
 
 PREVIOUS = "<previous stage's export>"
 """Placeholder model path while validating stages before the previous one has run."""

@@ -21,15 +21,15 @@ from typing import Protocol
 
 import torch
 
+from rlvr.algo.grpo import group_advantages
 from rlvr.config import RunConfig
 from rlvr.data.prompts import Example, PromptSampler, render_prompt
 from rlvr.rewards.service import verdict_fractions
 from rlvr.rewards.types import RewardResult, Sample
 from rlvr.rollout.base import Completion, Rollout, SamplingParams, derive_seed
-from rlvr.trainer.checkpoint import CheckpointDir, load_rng, save_rng
-from rlvr.trainer.grpo import group_advantages
 from rlvr.trainer.metrics import MetricsLogger, learner_metrics, rollout_metrics
 from rlvr.trainer.weight_sync import ObjectStoreSync, WeightSync
+from rlvr.utils.checkpoint import CheckpointDir, load_rng, save_rng
 
 NEXT_BATCH = "next_batch.pkl"  # with rollout.overlap: the batch sampled ahead, saved with a checkpoint
 

@@ -14,19 +14,20 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from rlvr.config import RunConfig
+from rlvr.algo import grpo
+from rlvr.algo.interpolate import interpolate_state_dicts
 from rlvr.algo.losses import LossInputs, build_loss
+from rlvr.config import RunConfig
+from rlvr.data.packing import PackedRow, collate_packed
+from rlvr.learner.batch import MicroBatch, collate
+from rlvr.learner.deepspeed_setup import ds_config, init_process_group, lr_lambda, resolve_backend
+from rlvr.learner.full_weights import iter_full_weights, weight_metas
 from rlvr.learner.old_logprobs import EngineLogprobs, OldLogprobs, OnPolicy, PreviousWeights, Recomputed
 from rlvr.model_io import load_model
 from rlvr.rollout.base import Rollout
 from rlvr.rollout.weight_sync import NameFilter, WeightSender, plan_buckets
-from rlvr.trainer.full_weights import iter_full_weights, weight_metas
-from rlvr.trainer import grpo
-from rlvr.trainer.batch import MicroBatch, chunks, collate
-from rlvr.trainer.checkpoint import load_rng, save_rng
-from rlvr.trainer.interpolate import interpolate_state_dicts
-from rlvr.trainer.packing import PackedRow, collate_packed
-from rlvr.trainer.deepspeed_setup import ds_config, init_process_group, lr_lambda, resolve_backend
+from rlvr.utils.batching import chunks
+from rlvr.utils.checkpoint import load_rng, save_rng
 
 
 PREV_POLICY = "prev_policy.pt"  # rollout.overlap_old_logprobs=learner: the previous weights, in a checkpoint
