@@ -46,6 +46,8 @@ class Listed:
     edits: tuple[Edit, ...]
     test: str
     """pytest node id (or file) expected to fail on the breakage."""
+    equivalent: str = ""
+    """Why the breakage cannot change behaviour here (then it is expected to survive)."""
 
 
 LC = "tests/test_learner_core.py"
@@ -85,9 +87,19 @@ LISTED: list[Listed] = [
     Listed("train_lm ignores the attention bias", (Edit(
         "rlvr/learner/learner.py", "attention_mask=mb.attn_bias_B1LL.clamp(min=torch.finfo(dtype).min).to(dtype),",
         "attention_mask=None,"),),
-        f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens"),
+        f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens",
+        "transformers 5 rebuilds the block-diagonal mask from position ids that restart per document when no "
+        "mask is passed (same NLL to the last digit on the tiny Llama)"),
     Listed("train_lm ignores the position ids", (Edit(
         "rlvr/learner/learner.py", "position_ids=mb.position_ids_BL,", "position_ids=None,"),),
+        f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens",
+        "RoPE scores depend only on i - j, and the block-diagonal mask keeps every pair inside one document, "
+        "where restarted and running positions differ by a constant (a model with absolute positions would differ)"),
+    Listed("train_lm ignores both the attention bias and the position ids", (
+        Edit("rlvr/learner/learner.py", "position_ids=mb.position_ids_BL,", "position_ids=None,"),
+        Edit("rlvr/learner/learner.py",
+             "attention_mask=mb.attn_bias_B1LL.clamp(min=torch.finfo(dtype).min).to(dtype),",
+             "attention_mask=None,")),
         f"{LC}::test_train_lm_loss_is_per_document_nll_over_loss_tokens"),
     Listed("learner RNG not restored on resume", (Edit(
         "rlvr/learner/learner.py", 'load_rng(Path(directory) / f"rng_rank{self.rank}.pt")', "pass"),),
@@ -172,6 +184,20 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
          "a valid config (samples divisible by ranks x micro-batch x mini-batches) has len // mini_batches >= "
          "ranks: with 2+ ranks max(1, x) == max(2, x); with one rank every split gives the same single shard"),
     ]
+] + [
+    (f"rlvr.rewards.extract.{f}", o, m, why) for f, o, m, why in [
+        ("format_number", "den //= 2", "den /= 2",
+         "den holds only factors 2 and 5 here: float division stays exact below 2**53, and above it the original "
+         "also ends in num/den (a decimal exact to 15 places needs den | 10**15)"),
+        ("format_number", "den //= 5", "den /= 5", "as for den //= 2"),
+        ("format_number", 'text = f"{float(value):.15f}".rstrip("0")  # terminating decimal: exact within 15 places '
+         'for GSM8K magnitudes', 'text = f"{float(value):.15f}".rstrip("XX0XX")  # terminating decimal: exact within '
+         '15 places for GSM8K magnitudes', "a formatted float has no 'X' to strip"),
+        ("extract_gsm8k_gold", 'return _normalized(tail.strip().split("\\n", 1)[0])',
+         'return _normalized(tail.strip().split("\\n", )[0])', "only the first piece is used: maxsplit does not change it"),
+        ("extract_gsm8k_gold", 'return _normalized(tail.strip().split("\\n", 1)[0])',
+         'return _normalized(tail.strip().split("\\n", 2)[0])', "only the first piece is used: maxsplit does not change it"),
+    ]
 ]
 
 
@@ -244,9 +270,13 @@ def run_listed(only: list[str], timeout: float, baseline: bool) -> int:
                 for path, text in saved.items():
                     path.write_text(text)
             verdict = "killed" if rc == 1 else "SURVIVED" if rc == 0 else f"error (pytest exit {rc})"
-            survived += rc != 1
+            if m.equivalent and rc == 0:
+                verdict, tail = "equivalent", f"survived as expected: {m.equivalent}"
+            survived += rc != 1 and verdict != "equivalent"
             print(f"{verdict:9s} {m.name}  <- {m.test}\n          {tail}", flush=True)
-        print(f"\n{len(chosen) - survived}/{len(chosen)} listed breakages killed")
+        expected = sum(bool(m.equivalent) for m in chosen)
+        print(f"\n{len(chosen) - survived - expected}/{len(chosen) - expected} listed breakages killed "
+              f"({expected} equivalent)")
         return int(survived > 0)
     finally:
         shutil.rmtree(tree, ignore_errors=True)

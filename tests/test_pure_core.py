@@ -151,3 +151,12 @@ def test_shard_minibatches_gives_each_rank_its_share_of_every_minibatch():
     assert shard_minibatches(list(range(8)), 2, 2) == [[0, 1, 4, 5], [2, 3, 6, 7]]
     assert shard_minibatches(list(range(8)), 2, 1) == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert shard_minibatches(list(range(6)), 3, 2) == [[0, 3], [1, 4], [2, 5]]
+
+
+def test_packed_batch_moves_every_tensor():
+    from rlvr.data.packing import Document, collate_packed, pack
+
+    rows = pack([Document([5, 6, 7], [True] * 3), Document([8, 9], [True] * 2)], 8, pad_id=0, split_documents=False)
+    meta = collate_packed(rows).to("meta")
+    assert {t.device.type for t in (meta.input_ids_BL, meta.position_ids_BL, meta.attn_bias_B1LL, meta.targets_BT,
+                                    meta.loss_mask_BT)} == {"meta"}

@@ -102,6 +102,9 @@ def test_boxed_latex_against_a_numeric_gold_goes_to_math_verify():
     result = math_reward("q", "so \\boxed{\\sqrt{324}}", "#### 18")
     assert (result.score, result.verdict, result.extracted) == (1.0, Verdict.CORRECT, "\\sqrt{324}")
     assert result.reason == "\\sqrt{324} equals gold 18 (math-verify)"
+    # shown as written in the box (math-verify's own string would lose the spaces)
+    spaced = math_reward("q", "so \\boxed{ 9\\times 2 }", "#### 18")
+    assert spaced.verdict == Verdict.CORRECT and spaced.extracted == " 9\\times 2 "
 
 
 def test_too_long_numbers_and_missing_numeric_gold_are_errors():
