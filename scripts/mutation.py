@@ -197,7 +197,15 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
          'return _normalized(tail.strip().split("\\n", )[0])', "only the first piece is used: maxsplit does not change it"),
         ("extract_gsm8k_gold", 'return _normalized(tail.strip().split("\\n", 1)[0])',
          'return _normalized(tail.strip().split("\\n", 2)[0])', "only the first piece is used: maxsplit does not change it"),
+        ("number_from_latex", "return format_number(Fraction(int(num), int(den)) * (-1 if sign else 1))",
+         "return format_number(Fraction(int(num), int(den)) / (-1 if sign else 1))",
+         "dividing by -1 or 1 is multiplying by it"),
     ]
+] + [
+    ("rlvr.rewards.math._verify",
+     'def _verify(gold_latex: str, boxed: str | None, shown: str | None, full_text: str = "") -> RewardResult:',
+     'def _verify(gold_latex: str, boxed: str | None, shown: str | None, full_text: str = "XXXX") -> RewardResult:',
+     "the default is never used: the one caller without full_text passes a box, and then full_text is not read"),
 ]
 
 
