@@ -22,9 +22,11 @@ COMMON = ("data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.mi
           "learner.num_actors=1", "learner.backend=gloo", "learner.lr=1e-2")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def process_group():
-    """DeepSpeed creates the (one-rank) process group on the first setup and reuses it for later learners."""
+    """DeepSpeed creates the (one-rank) process group on the first setup and reuses it for later learners. Session
+    scope: DeepSpeed keeps its handle on the group, so a group destroyed after one module breaks the next module's
+    learners ("Group ... is not registered"); other modules import this fixture."""
     yield
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -33,6 +33,8 @@ CASES = {
     "drgrpo_constant_norm": ["algorithm.loss_agg=seq_mean_token_sum_norm", "algorithm.norm_length=8"],
     "tis": ["algorithm.rollout_is=truncate"],
     "mis": ["algorithm.rollout_is=mask"],
+    "tis_packed": ["algorithm.rollout_is=truncate", "learner.max_tokens_per_micro_batch=24",
+                   "learner.logprob_chunk_tokens=5"],
 }
 
 
@@ -50,7 +52,7 @@ def test_one_step_changes_the_weights(process_group, tiny_model_dir, tmp_path, c
     metrics = learner_metrics(stats)
     assert {"learner/clip_low_fraction", "learner/clip_high_fraction", "learner/approx_kl",
             "learner/entropy"} <= set(metrics)
-    if case in ("tis", "mis"):
+    if case in ("tis", "mis", "tis_packed"):
         assert metrics["learner/rollout_log_ratio_abs_max"] == pytest.approx(max(gaps), rel=1e-5)
         assert metrics["learner/rollout_log_ratio_abs"] == pytest.approx(sum(gaps) / len(gaps), rel=1e-5)
         assert 0 < metrics["learner/rollout_is_over_cap"] < 1

@@ -194,6 +194,9 @@ def test_rollout_correction_config_conflict_is_one_line():
         load_config(None, ["model.path=x", "algorithm.rollout_is=truncate", "rollout.overlap=true"])
     with pytest.raises(ConfigError, match=r"algorithm.overlong_buffer=40 is longer than rollout.max_new_tokens=32"):
         load_config(None, ["model.path=x", "algorithm.overlong_buffer=40"])
+    with pytest.raises(ConfigError, match=r"mask_truncated_completions is not implemented for packed"):
+        load_config(None, ["model.path=x", "algorithm.mask_truncated_completions=true",
+                           "learner.max_tokens_per_micro_batch=64"])
 
 
 # -- the controller's side: shaping, truncation flags, engine logprobs ------------------------------------------------

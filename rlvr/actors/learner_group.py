@@ -6,9 +6,10 @@ import ray
 
 from rlvr.actors.calls import gather
 from rlvr.actors.rollout_group import RolloutGroup
+from rlvr.algo.losses import add_stats
 from rlvr.config import RunConfig
 from rlvr.learner.deepspeed_setup import free_port
-from rlvr.learner.learner import Learner, add_stats
+from rlvr.learner.learner import Learner
 from rlvr.rollout.base import Rollout
 from rlvr.rollout.weight_sync import IpcSender, NameFilter, NcclSender
 from rlvr.utils.batching import shard_minibatches

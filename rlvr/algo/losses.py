@@ -71,6 +71,12 @@ def register_loss(name: str):
     return add
 
 
+def add_stats(totals: dict, stats: dict) -> None:
+    """Statistics named `*_max` keep the largest value, all others add up (over micro-batches and ranks)."""
+    for key, v in stats.items():
+        totals[key] = max(totals.get(key, v), v) if key.endswith("_max") else totals.get(key, 0.0) + v
+
+
 def build_loss(alg: AlgorithmSection) -> PolicyLoss:
     if alg.loss not in LOSSES:
         raise ValueError(f"algorithm.loss: unknown loss {alg.loss!r} (registered: {', '.join(sorted(LOSSES))})")
