@@ -54,17 +54,18 @@ LC = "tests/test_learner_core.py"
 BK = "tests/test_breakages.py"
 LISTED: list[Listed] = [
     Listed("kl term dropped from the loss", (Edit(
-        "rlvr/algo/grpo.py", "loss_BT = loss_BT + cfg.kl_coef * kl_BT", "loss_BT = loss_BT + 0.0 * kl_BT"),),
+        "rlvr/algo/losses.py", "loss_BT = loss_BT + alg.kl_coef * kl_BT", "loss_BT = loss_BT + 0.0 * kl_BT"),),
         f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
     Listed("kl sign flipped", (Edit(
-        "rlvr/algo/grpo.py", "loss_BT = loss_BT + cfg.kl_coef * kl_BT", "loss_BT = loss_BT - cfg.kl_coef * kl_BT"),),
+        "rlvr/algo/losses.py", "loss_BT = loss_BT + alg.kl_coef * kl_BT", "loss_BT = loss_BT - alg.kl_coef * kl_BT"),),
         f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
     Listed("policy as its own KL reference", (Edit(
         "rlvr/learner/learner.py", "self._logprobs(self.ref_model, rollouts)",
         "self._logprobs(self.engine.module, rollouts)"),),
         f"{LC}::test_kl_term_pulls_the_policy_back_to_the_reference"),
     Listed("clip bounds swapped where the learner builds its loss config", (Edit(
-        "rlvr/algo/losses.py", "(alg.clip_eps_low, alg.clip_eps_high,", "(alg.clip_eps_high, alg.clip_eps_low,"),),
+        "rlvr/algo/losses.py", "clip = (alg.clip_eps_low, alg.clip_eps_high)",
+        "clip = (alg.clip_eps_high, alg.clip_eps_low)"),),
         f"{LC}::test_asymmetric_clip_bounds_reach_the_loss"),
     Listed("loss scale without the ranks x accumulation factor", (Edit(
         "rlvr/learner/learner.py", "return max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)",

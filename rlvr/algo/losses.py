@@ -137,8 +137,8 @@ def token_loss(objective: Objective, alg: AlgorithmSection) -> PolicyLoss:
     return PolicyLoss(loss, agg)
 
 
-def _clip_stats(ratio_BT, x: LossInputs, alg: AlgorithmSection) -> dict[str, float]:
-    low_BT, high_BT = policy_losses.clip_sides(ratio_BT, x.advantages_B, alg.clip_eps_low, alg.clip_eps_high)
+def _clip_stats(ratio_BT, x: LossInputs, clip_low: float, clip_high: float) -> dict[str, float]:
+    low_BT, high_BT = policy_losses.clip_sides(ratio_BT, x.advantages_B, clip_low, clip_high)
     mask_b = x.mask_BT.bool()
     low, high = float((low_BT & mask_b).sum()), float((high_BT & mask_b).sum())
     return {"clip_fraction_sum": low + high, "clip_low_fraction_sum": low, "clip_high_fraction_sum": high}
@@ -147,11 +147,11 @@ def _clip_stats(ratio_BT, x: LossInputs, alg: AlgorithmSection) -> dict[str, flo
 @register_loss("grpo")
 def clipped_grpo(alg: AlgorithmSection) -> PolicyLoss:
     """PPO-clipped surrogate (grpo.clipped_policy_loss); DAPO's clip-higher via the asymmetric clip."""
+    clip = (alg.clip_eps_low, alg.clip_eps_high)
 
     def objective(x: LossInputs):
-        pg_BT, _ = grpo.clipped_policy_loss(x.logp_BT, x.old_logp_BT, x.advantages_B, alg.clip_eps_low,
-                                            alg.clip_eps_high)
-        return pg_BT, _clip_stats(torch.exp(x.logp_BT.detach() - x.old_logp_BT), x, alg)
+        pg_BT, _ = grpo.clipped_policy_loss(x.logp_BT, x.old_logp_BT, x.advantages_B, *clip)
+        return pg_BT, _clip_stats(torch.exp(x.logp_BT.detach() - x.old_logp_BT), x, *clip)
 
     return token_loss(objective, alg)
 
@@ -163,7 +163,7 @@ def dual_clip(alg: AlgorithmSection) -> PolicyLoss:
     def objective(x: LossInputs):
         pg_BT, capped_BT = policy_losses.dual_clip_policy_loss(
             x.logp_BT, x.old_logp_BT, x.advantages_B, alg.clip_eps_low, alg.clip_eps_high, alg.clip_ratio_c)
-        stats = _clip_stats(torch.exp(x.logp_BT.detach() - x.old_logp_BT), x, alg)
+        stats = _clip_stats(torch.exp(x.logp_BT.detach() - x.old_logp_BT), x, alg.clip_eps_low, alg.clip_eps_high)
         stats["dual_clip_fraction_sum"] = float((capped_BT & x.mask_BT.bool()).sum())
         return pg_BT, stats
 
@@ -178,7 +178,7 @@ def gspo(alg: AlgorithmSection) -> PolicyLoss:
         pg_BT, s_B = policy_losses.gspo_policy_loss(x.logp_BT, x.old_logp_BT, x.advantages_B, x.mask_BT,
                                                     alg.clip_eps_low, alg.clip_eps_high)
         # a sequence's clip counts for each of its tokens, so the fractions stay per-token means
-        return pg_BT, _clip_stats(s_B.unsqueeze(-1).expand_as(pg_BT), x, alg)
+        return pg_BT, _clip_stats(s_B.unsqueeze(-1).expand_as(pg_BT), x, alg.clip_eps_low, alg.clip_eps_high)
 
     return token_loss(objective, alg)
 
