@@ -139,12 +139,17 @@ def run_stage(kind: str, cfg: RunConfig) -> None:
         from rlvr.launch.train_cli import run_grpo_job
 
         run_grpo_job(cfg)
+    elif kind == "rft":
+        from rlvr.launch.rft import run_rft_job
+
+        run_rft_job(cfg)
     else:
         run_lm_job(kind, cfg)
 
 
-def run_lm_job(kind: str, cfg: RunConfig) -> dict[str, float]:
-    """Pretraining or SFT: only learner actors; the data is tokenised and packed on the driver first."""
+def run_lm_job(kind: str, cfg: RunConfig, rows: list | None = None) -> dict[str, float]:
+    """Pretraining or SFT: only learner actors; the data is tokenised and packed on the driver first (`rows`:
+    already packed, e.g. the rft stage's own samples)."""
     from rlvr.actors.learner_group import LearnerGroup
     from rlvr.data.lm_data import build_rows
     from rlvr.launch.cluster import Placement, connect
@@ -155,7 +160,7 @@ def run_lm_job(kind: str, cfg: RunConfig) -> dict[str, float]:
     out = Path(cfg.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
-    rows = build_rows(kind, lm, load_tokenizer(model_path), cfg.run.seed)
+    rows = rows if rows is not None else build_rows(kind, lm, load_tokenizer(model_path), cfg.run.seed)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     connect(cfg)
     placement = Placement(cfg, only=("learner",))

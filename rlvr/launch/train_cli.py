@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from rlvr.config import ConfigError, RunConfig, load_config
-from rlvr.data.prompts import PromptSampler, load_examples
+from rlvr.data.prompts import Example, PromptSampler, load_examples
 from rlvr.model_io import load_tokenizer, resolve_model_path
 from rlvr.rewards.loader import check_reward_paths
 
@@ -47,13 +47,23 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def training_examples(cfg: RunConfig, filtered: bool = True) -> tuple[list[Example], list[Example]]:
+    """(training prompts, the learning curve's held-out slice): the data, less the slice (curve.every_steps), kept
+    by the pass-rate filter (data.passrate_filter) unless `filtered` is False (measuring a pass-rate map)."""
+    from rlvr.data.passrate import apply_filter
+    from rlvr.trainer.curve import split_held_out
+
+    examples, held_out = split_held_out(cfg, load_examples(cfg.data, cfg.run.seed))
+    return (apply_filter(cfg.data.passrate_filter, examples) if filtered else examples), held_out
+
+
 def preflight(cfg: RunConfig):
     """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples)."""
     check_reward_paths(cfg.rewards)
     out = Path(cfg.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
-    examples = load_examples(cfg.data, cfg.run.seed)
+    examples, _ = training_examples(cfg)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     return model_path, load_tokenizer(model_path), examples
 
@@ -107,10 +117,17 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
         if cfg.algorithm.preflight_prompts and start == 0:
             run_preflight(cfg, workers, tokenizer, examples)
         logger = MetricsLogger(cfg, Path(cfg.run.output_dir), start, on_step)
+        _, held_out = training_examples(cfg, filtered=False)
         try:
-            return run_grpo(cfg, workers, tokenizer, sampler, logger, start)
+            result = run_grpo(cfg, workers, tokenizer, sampler, logger, start, held_out)
         finally:
             logger.close()
+        if held_out and cfg.curve.plot:
+            from rlvr.trainer.curve import plot_curve
+
+            out = Path(cfg.run.output_dir)
+            plot_curve(out / "metrics.jsonl", out / "learning_curve.png", cfg.run.name)
+        return result
     finally:
         if workers is not None:
             workers.rollout.shutdown()
