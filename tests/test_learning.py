@@ -136,3 +136,98 @@ def test_curve_needs_held_out_data_and_splits_it_off(tmp_path):
                                              "curve.num_examples=10"]))
     with pytest.raises(ConfigError, match="needs held-out data"):
         training_examples(load_config(TINY, ["data.source=add_digits", "curve.every_steps=2"]))
+
+
+# ---- on the actors (the session's Ray cluster) ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_passrate_map_resumes_and_feeds_the_band_filter(ray_cluster, tiny_model_dir, tmp_path, capsys):
+    """`rlvr passrate` on the tiny model's rollout and reward workers: each prompt's pass rate is what its reward
+    gives (keyed_reward: always / never / sometimes right), a second call measures only the new prompts, and the
+    band filter then keeps exactly the prompts in between for GRPO."""
+    import yaml
+
+    from rlvr.config import parse_overrides
+    from rlvr.launch.passrate_cli import main
+    from rlvr.launch.train_cli import training_examples
+
+    out, preset = tmp_path / "map.jsonl", tmp_path / "tiny.yaml"
+    preset.write_text(yaml.safe_dump(parse_overrides(tiny_sets(tiny_model_dir, tmp_path))))
+    prompts, _ = training_examples(load_config(preset), filtered=False)
+    # an interrupted measurement: the first 4 prompts are in the map already (marked by an impossible k)
+    done = [json.dumps({**passrate_record(ex.prompt, [0.0] * 6), "k": 99}) for ex in prompts[:4]]
+    out.write_text("".join(line + "\n" for line in done))
+    assert main([str(preset), "--k", "6", "--out", str(out), "--prompts", "24"]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 24 and lines[:4] == done  # resumed: the 4 not redone, the 20 others measured once
+    assert "4 prompts already in" in capsys.readouterr().out
+    lines = lines[4:]
+    records = [json.loads(line) for line in lines]
+    assert {prompt_id(ex.prompt) for ex in prompts[4:24]} == {r["id"] for r in records}
+    for r in records:
+        digit = int(r["id"][-1], 16)
+        want = 1.0 if digit < 4 else 0.0 if digit < 8 else None
+        assert r["k"] == 6 and r["pass_rate"] == r["correct"] / 6
+        if want is not None:
+            assert r["pass_rate"] == want, r
+    mixed = {r["id"] for r in records if 0 < r["pass_rate"] < 1}
+    assert mixed, "no prompt had a pass rate strictly between 0 and 1"
+    summary = json.loads((tmp_path / "map.summary.json").read_text())
+    assert summary["prompts"] == 24 and summary["mixed"] == len(mixed) / 24  # the 4 earlier lines: k=99, p=0
+    cfg = load_config(None, tiny_sets(tiny_model_dir, tmp_path) + [f"data.passrate_filter={{path: {out}}}"])
+    kept, _ = training_examples(cfg)
+    assert {prompt_id(ex.prompt) for ex in kept} == mixed
+
+
+def tiny_sets(model_dir: str, out: Path) -> list[str]:
+    return [f"model.path={model_dir}", f"run.output_dir={out}", "data.source=word_problems", "data.num_examples=64",
+            "rollout.max_new_tokens=6", "rollout.num_actors=1", "rewards.num_workers=1",
+            "rewards.functions=[{path: 'tests.test_learning:keyed_reward'}]", "cluster.actor_timeout_s=300",
+            "logging.progress_bar=false"]
+
+
+@pytest.mark.slow
+def test_grpo_logs_a_learning_curve_and_trains_on_control_rewards(ray_cluster, tiny_model_dir, tmp_path):
+    """curve.every_steps=2 over 3 steps: a point before training, after 2 and after the last; the PNG is written.
+    reward_control=random: the rewards trained on are redrawn (their mean leaves the true one), the logged
+    on-policy reward stays the true one. The pass-rate filter limits the prompts to the 10 in the map."""
+    from rlvr.launch.train_cli import run_grpo_job, training_examples
+
+    sets = tiny_sets(tiny_model_dir, tmp_path) + ["run.steps=3", "curve.every_steps=2", "curve.num_examples=16",
+                                                  "algorithm.reward_control=random", "learner.num_actors=1",
+                                                  "learner.micro_batch_size=32", "checkpoint.save_final=false"]
+    prompts, _ = training_examples(load_config(None, sets))
+    (tmp_path / "map.jsonl").write_text("".join(json.dumps(passrate_record(ex.prompt, [1, 0])) + "\n"
+                                                for ex in prompts[:10]))
+    cfg = load_config(None, sets + [f"data.passrate_filter={{path: {tmp_path / 'map.jsonl'}}}"])
+    assert len(training_examples(cfg)[0]) == 10
+    run_grpo_job(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert "eval/heldout_accuracy_before" in rows[0] and "eval/heldout_accuracy" not in rows[0]
+    assert all(0 <= rows[i]["eval/heldout_accuracy"] <= 1 and rows[i]["eval/heldout_n"] == 16 for i in (1, 2))
+    assert any(abs(r["reward/trained_mean"] - r["reward/mean"]) > 1e-6 for r in rows), "control rewards unused"
+    assert (tmp_path / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_rft_stage_raises_held_out_accuracy(ray_cluster, tmp_path):
+    """SFT a small model briefly on generated word problems, then one rft round (8 samples for each of 128
+    training prompts, the correct ones fine-tuned on): greedy accuracy on 200 held-out problems rises.
+    (Fine-tuning on the incorrect samples instead left it where SFT had it: 12/200 -> 12/200.)"""
+    from rlvr.launch.pipeline import run_pipeline
+
+    cfg = load_config(TINY, [
+        f"run.output_dir={tmp_path}", "cluster.actor_timeout_s=300",
+        "model.random_init={hidden_size: 64, num_layers: 2, num_heads: 4, intermediate_size: 192, "
+        "max_position_embeddings: 128}",
+        "stages=[{kind: sft, overrides: {sft: {steps: 200, num_examples: 2000}}}, {kind: rft}]",
+        "sft.batch_rows=8", "sft.seq_len=128", "data.num_examples=1000", "rollout.max_new_tokens=40",
+        "rft.prompts=128", "rft.samples_per_prompt=8", "rft.steps=40",
+        "stage_eval.num_examples=200", "stage_eval.max_new_tokens=40"])
+    results = run_pipeline(cfg)
+    rounds = json.loads((tmp_path / "rft" / "rft_rounds.json").read_text())
+    assert len(rounds) == 1 and 0 < rounds[0]["kept"] <= 128 * 4 and rounds[0]["prompts"] == 128
+    assert results["rft"]["start"] == results["sft"]["export"]
+    assert results["rft"]["correct"] > results["sft"]["correct"], results
