@@ -79,7 +79,13 @@ def read_curve(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def plot_curve(metrics_path: Path, png: Path, title: str = "") -> Path | None:
-    """Write the PNG; None (with a note) when matplotlib is not installed (e.g. a bare GPU image)."""
+    """One run's curves; None (with a note) when matplotlib is not installed (e.g. a bare GPU image)."""
+    return plot_runs({"": metrics_path}, png, title or metrics_path.parent.name)
+
+
+def plot_runs(runs: dict[str, Path], png: Path, title: str = "") -> Path | None:
+    """Curves of several runs (label -> metrics.jsonl) in one PNG: each run's on-policy reward as a line and its
+    held-out accuracy as points, in the run's colour."""
     try:
         import matplotlib
 
@@ -87,37 +93,44 @@ def plot_curve(metrics_path: Path, png: Path, title: str = "") -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         print(f"[rlvr] matplotlib is not installed: no {png.name} (plot later with "
-              f"`python -m rlvr.trainer.curve {metrics_path}`)", flush=True)
+              "`python -m rlvr.trainer.curve METRICS.jsonl`)", flush=True)
         return None
-    series = read_curve(metrics_path)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
-    for key, label, style in ((REWARD_METRIC, "on-policy reward (train prompts, sampled)", "-"),
-                              (CURVE_METRIC, "held-out greedy accuracy", "o-")):
-        if series[key]:
-            xs, ys = zip(*series[key])
-            ax.plot(xs, ys, style, label=label, linewidth=1.2, markersize=3)
+    for i, (label, path) in enumerate(runs.items()):
+        series, colour, prefix = read_curve(path), f"C{i}", f"{label}: " if label else ""
+        for key, what, style in ((REWARD_METRIC, "on-policy reward (train prompts, sampled)", "-"),
+                                 (CURVE_METRIC, "held-out greedy accuracy", "o--")):
+            if series[key]:
+                xs, ys = zip(*series[key])
+                ax.plot(xs, ys, style, color=colour if label else None, label=prefix + what, linewidth=1.2,
+                        markersize=3, alpha=0.6 if key == REWARD_METRIC and label else 1.0)
     ax.set_xlabel("GRPO updates")
     ax.set_ylabel("accuracy / mean reward")
-    ax.set_title(title or metrics_path.parent.name)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png)
     plt.close(fig)
     return png
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m rlvr.trainer.curve METRICS.jsonl [OUT.png] [--title T]`: plot a finished run's curve."""
+    """`python -m rlvr.trainer.curve [LABEL=]METRICS.jsonl ... [--out PNG] [--title T]`: plot runs' curves."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m rlvr.trainer.curve")
-    p.add_argument("metrics")
-    p.add_argument("out", nargs="?")
+    p.add_argument("metrics", nargs="+", help="metrics.jsonl files, each optionally as LABEL=PATH")
+    p.add_argument("--out", help="default: learning_curve.png next to the first metrics file")
     p.add_argument("--title", default="")
     args = p.parse_args(argv)
-    metrics = Path(args.metrics)
-    out = plot_curve(metrics, Path(args.out) if args.out else metrics.with_name("learning_curve.png"), args.title)
+    runs = {}
+    for spec in args.metrics:
+        label, _, path = spec.rpartition("=")
+        runs[label] = Path(path)
+    first = next(iter(runs.values()))
+    out = plot_runs(runs, Path(args.out) if args.out else first.with_name("learning_curve.png"), args.title)
     print(out)
     return 0 if out else 1
 
