@@ -222,9 +222,9 @@ def test_rft_stage_raises_held_out_accuracy(ray_cluster, tmp_path):
         f"run.output_dir={tmp_path}", "cluster.actor_timeout_s=300",
         "model.random_init={hidden_size: 64, num_layers: 2, num_heads: 4, intermediate_size: 192, "
         "max_position_embeddings: 128}",
-        "stages=[{kind: sft, overrides: {sft: {steps: 150, num_examples: 2000}}}, {kind: rft}]",
+        "stages=[{kind: sft, overrides: {sft: {steps: 200, num_examples: 2000}}}, {kind: rft}]",
         "sft.batch_rows=8", "sft.seq_len=128", "data.num_examples=1000", "rollout.max_new_tokens=40",
-        "rft.prompts=128", "rft.samples_per_prompt=8", "rft.steps=30",
+        "rft.prompts=128", "rft.samples_per_prompt=8", "rft.steps=40",
         "stage_eval.num_examples=200", "stage_eval.max_new_tokens=40"])
     results = run_pipeline(cfg)
     rounds = json.loads((tmp_path / "rft" / "rft_rounds.json").read_text())
