@@ -105,6 +105,18 @@ class CurveSection(_Section):
     """Write OUTPUT_DIR/learning_curve.png at the end (needs matplotlib)."""
 
 
+class FilterSpec(BaseModel):
+    """One record filter (`rlvr.data.filters`): a registered name or `module:factory`; every other key is passed to
+    the filter's factory (checked when the filters are built, before any actor starts)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class DataSection(_Section):
     source: Literal["copy_digits", "add_digits", "word_problems", "gsm8k", "jsonl"] = "copy_digits"
     """Built-in generated tasks (`copy_digits`, `add_digits`, `word_problems`: the train split of
@@ -121,7 +133,11 @@ class DataSection(_Section):
     num_examples: int = Field(2000, ge=1)
     """For generated sources: how many examples to generate."""
     passrate_filter: PassRateFilter | None = None
-    """Train only on prompts whose measured pass rate (`rlvr passrate`) lies in a band, or weight toward it."""
+    """Train only on prompts whose measured pass rate (`rlvr passrate`) lies in a band, or weight toward it (GRPO
+    and rft prompts only; the same filter is registered as `passrate_band` for data.filters)."""
+    filters: list[FilterSpec] = Field(default_factory=list)
+    """Record filters applied, in order, to every stage's data (prompts, pretraining text, SFT chats, the held-out
+    set); a pipeline stage can override them in its `overrides`."""
 
     @model_validator(mode="after")
     def _path_needed(self) -> DataSection:

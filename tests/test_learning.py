@@ -124,7 +124,7 @@ def test_experiment_presets_load(name):
 
 
 def test_curve_needs_held_out_data_and_splits_it_off(tmp_path):
-    from rlvr.launch.train_cli import training_examples
+    from rlvr.launch.grpo_job import training_examples
 
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"question": f"q{i}", "answer": str(i)}) + "\n" for i in range(10)))
@@ -150,7 +150,7 @@ def test_passrate_map_resumes_and_feeds_the_band_filter(ray_cluster, tiny_model_
 
     from rlvr.config import parse_overrides
     from rlvr.launch.passrate_cli import main
-    from rlvr.launch.train_cli import training_examples
+    from rlvr.launch.grpo_job import training_examples
 
     out, preset = tmp_path / "map.jsonl", tmp_path / "tiny.yaml"
     preset.write_text(yaml.safe_dump(parse_overrides(tiny_sets(tiny_model_dir, tmp_path))))
@@ -192,7 +192,7 @@ def test_grpo_logs_a_learning_curve_and_trains_on_control_rewards(ray_cluster, t
     """curve.every_steps=2 over 3 steps: a point before training, after 2 and after the last; the PNG is written.
     reward_control=random: the rewards trained on are redrawn (their mean leaves the true one), the logged
     on-policy reward stays the true one. The pass-rate filter limits the prompts to the 10 in the map."""
-    from rlvr.launch.train_cli import run_grpo_job, training_examples
+    from rlvr.launch.grpo_job import run_grpo_job, training_examples
 
     sets = tiny_sets(tiny_model_dir, tmp_path) + ["run.steps=3", "curve.every_steps=2", "curve.num_examples=16",
                                                   "algorithm.reward_control=random", "learner.num_actors=1",

@@ -21,7 +21,7 @@ import traceback
 def main() -> int:
     from rlvr.config import load_config
     from rlvr.launch.cluster import connect
-    from rlvr.launch.train_cli import run_grpo_job
+    from rlvr.launch.grpo_job import run_grpo_job
 
     p = argparse.ArgumentParser()
     p.add_argument("config")

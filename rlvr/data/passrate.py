@@ -13,11 +13,19 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rlvr.config import ConfigError, PassRateFilter
-from rlvr.data.prompts import Example
 
-Filter = Callable[[list[Example]], list[Example]]
+R = TypeVar("R")  # an Example (`.prompt`) or a canonical prompt record (`{"prompt": ...}`, rlvr.data.records)
+Filter = Callable[[list[R]], list[R]]
+
+
+def _prompt_of(record: Any) -> str | None:
+    """The prompt text of an Example or a prompt record; None for records without one (chats, documents)."""
+    if isinstance(record, dict):
+        return record.get("prompt")
+    return record.prompt
 
 
 def prompt_id(prompt: str) -> str:
@@ -79,12 +87,14 @@ def in_band(p: float, above: float, below: float) -> bool:
 
 
 def band_filter(rates: dict[str, float], above: float = 0.0, below: float = 1.0, keep_unmeasured: bool = False) -> Filter:
-    """Keep examples whose prompt's pass rate is strictly between `above` and `below`."""
-    def keep(records: list[Example]) -> list[Example]:
+    """Keep examples whose prompt's pass rate is strictly between `above` and `below` (records without a prompt
+    pass unchanged)."""
+    def keep(records: list[R]) -> list[R]:
         out = []
         for ex in records:
-            p = rates.get(prompt_id(ex.prompt))
-            if (p is None and keep_unmeasured) or (p is not None and in_band(p, above, below)):
+            prompt = _prompt_of(ex)
+            p = None if prompt is None else rates.get(prompt_id(prompt))
+            if prompt is None or (p is None and keep_unmeasured) or (p is not None and in_band(p, above, below)):
                 out.append(ex)
         return out
     return keep
@@ -96,10 +106,11 @@ def edge_filter(rates: dict[str, float], above: float = 0.0, below: float = 1.0,
     variance, and so its gradient, is largest) is drawn 1 + repeats times as often as the band's edges."""
     band = band_filter(rates, above, below, keep_unmeasured)
 
-    def weight(records: list[Example]) -> list[Example]:
+    def weight(records: list[R]) -> list[R]:
         out = []
         for ex in band(records):
-            p = rates.get(prompt_id(ex.prompt), 0.5)
+            prompt = _prompt_of(ex)
+            p = 0.5 if prompt is None else rates.get(prompt_id(prompt), 0.5)
             out.extend([ex] * (1 + round(repeats * 4 * p * (1 - p))))
         return out
     return weight
@@ -113,7 +124,7 @@ def build_filter(cfg: PassRateFilter) -> Filter:
     return band_filter(rates, cfg.above, cfg.below, keep)
 
 
-def apply_filter(cfg: PassRateFilter | None, examples: list[Example]) -> list[Example]:
+def apply_filter(cfg: PassRateFilter | None, examples: list[R]) -> list[R]:
     if cfg is None:
         return examples
     kept = build_filter(cfg)(examples)

@@ -77,7 +77,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    from rlvr.launch.train_cli import training_examples
+    from rlvr.launch.grpo_job import training_examples
 
     args = parse_args(argv)
     extra = [f"passrate.{key}={value}" for key, value in (("k", args.k), ("out", args.out),

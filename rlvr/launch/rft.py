@@ -57,6 +57,15 @@ def round_config(cfg: RunConfig, out: Path, model_path: str) -> RunConfig:
     return cfg.model_copy(update={"sft": sft, "run": run, "model": model})
 
 
+def round_export(rcfg: RunConfig) -> str:
+    from rlvr.trainer.checkpoint import CheckpointDir
+
+    found = CheckpointDir(Path(rcfg.run.output_dir), rcfg.checkpoint.keep_last).latest()
+    if found is None or not (found[0] / "hf" / "config.json").is_file():
+        raise RuntimeError(f"rft: the round's SFT left no hf/ export in {rcfg.run.output_dir}/checkpoints")
+    return str(found[0] / "hf")
+
+
 def sample_round(cfg: RunConfig, model_path: str, tokenizer, prompts: list[Example]) -> list[Scored]:
     from rlvr.launch.passrate_cli import ScoringWorkers, sample_scored
 
@@ -70,8 +79,8 @@ def sample_round(cfg: RunConfig, model_path: str, tokenizer, prompts: list[Examp
 def run_rft_job(cfg: RunConfig) -> list[dict]:
     from rlvr.data.chat import assistant_masked
     from rlvr.launch.cluster import connect
-    from rlvr.launch.pipeline import final_export, run_lm_job
-    from rlvr.launch.train_cli import training_examples
+    from rlvr.launch.grpo_job import training_examples
+    from rlvr.launch.lm_job import run_lm_job
     from rlvr.model_io import load_tokenizer, resolve_model_path
     from rlvr.trainer.packing import pack
 
@@ -111,7 +120,7 @@ def run_rft_job(cfg: RunConfig) -> list[dict]:
             [row for d in docs for row in pack([d], cfg.sft.seq_len, pad, split_documents=False)]
         t1 = time.perf_counter()
         run_lm_job("sft", rcfg, rows=rows)
-        model_path = final_export(rcfg)
+        model_path = round_export(rcfg)
         log.append({**stats, "sft_rows": len(rows), "sft_s": round(time.perf_counter() - t1, 1), "export": model_path})
         log_path.write_text(json.dumps(log, indent=2) + "\n")
     return log

@@ -1,0 +1,102 @@
+"""A GRPO stage as a job: everything checked on the driver, then the rollout, reward and learner actors built and
+the controller loop (`rlvr.trainer.grpo_loop`) run; the actors are removed however the loop ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from rlvr.config import RunConfig
+from rlvr.data.prompts import Example, PromptSampler, load_examples
+from rlvr.model_io import load_tokenizer, resolve_model_path
+from rlvr.rewards.loader import check_reward_paths
+
+
+def training_examples(cfg: RunConfig, filtered: bool = True) -> tuple[list[Example], list[Example]]:
+    """(training prompts, the learning curve's held-out slice): the data (after data.filters), less the slice
+    (curve.every_steps), kept by the pass-rate filter (data.passrate_filter) unless `filtered` is False (measuring a
+    pass-rate map)."""
+    from rlvr.data.passrate import apply_filter
+    from rlvr.trainer.curve import split_held_out
+
+    examples, held_out = split_held_out(cfg, load_examples(cfg.data, cfg.run.seed))
+    return (apply_filter(cfg.data.passrate_filter, examples) if filtered else examples), held_out
+
+
+def preflight(cfg: RunConfig):
+    """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples, held_out)."""
+    check_reward_paths(cfg.rewards)
+    out = Path(cfg.run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
+    examples, held_out = training_examples(cfg)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return model_path, load_tokenizer(model_path), examples, held_out
+
+
+def run_preflight(cfg: RunConfig, workers, tokenizer, examples) -> dict:
+    """pass@G and the share of groups with mixed rewards on training prompts, before the first step."""
+    import json
+
+    from rlvr.data.prompts import render_prompt
+    from rlvr.trainer.group_health import preflight
+    from rlvr.trainer.grpo_loop import sampling_params
+
+    chosen = examples[: cfg.algorithm.preflight_prompts]
+    report = preflight(
+        workers.rollout, [ex.prompt for ex in chosen], [ex.reference for ex in chosen],
+        lambda samples: [r.score for r in workers.rewards.score(samples)], cfg.rollout.samples_per_prompt,
+        encode=lambda p: render_prompt(tokenizer, cfg.data, p), params=sampling_params(cfg, step=-1),
+    )
+    (Path(cfg.run.output_dir) / "preflight.json").write_text(json.dumps(report, indent=2))
+    print(f"[rlvr] preflight on {report['prompts']} prompts: pass@{report['G']}={report['pass_at_G']:.3f} "
+          f"mixed groups={report['mixed_fraction']:.3f} mean reward={report['mean_reward']:.3f}", flush=True)
+    return report
+
+
+def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
+    """`on_step(step)`: called after each step's metrics are logged (tests use it to inject faults)."""
+    from rlvr.actors.learner_group import LearnerGroup
+    from rlvr.actors.reward_pool import RewardPool
+    from rlvr.actors.rollout_group import RolloutGroup
+    from rlvr.launch.cluster import Placement, connect
+    from rlvr.trainer.grpo_loop import Workers, resume, run_grpo
+    from rlvr.trainer.metrics import MetricsLogger
+
+    model_path, tokenizer, examples, held_out = preflight(cfg)
+    connect(cfg)
+    placement = Placement(cfg)  # raises on an impossible resource request, before any actor exists
+    workers = None
+    try:
+        optim_steps = cfg.run.steps * cfg.algorithm.mini_batches
+        workers = Workers(
+            rollout=RolloutGroup(cfg, model_path, placement.scheduling("rollout")),
+            # completions are cut at the rollout's stop strings before extraction
+            rewards=RewardPool(cfg.rewards, placement.scheduling("reward"),
+                               service_kwargs={"stop": list(cfg.rollout.stop)}),
+            learners=LearnerGroup(cfg, model_path, placement.scheduling("learner"), optim_steps),
+        )
+        if cfg.rollout.weight_sync == "nccl":  # formed once; it lives as long as the actors
+            workers.learners.setup_weight_broadcast(workers.rollout.actors)
+        sampler = PromptSampler(examples, cfg.run.seed)
+        start = resume(cfg, workers, sampler) if cfg.checkpoint.resume else 0
+        if cfg.algorithm.preflight_prompts and start == 0:
+            run_preflight(cfg, workers, tokenizer, examples)
+        logger = MetricsLogger(cfg, Path(cfg.run.output_dir), start, on_step)
+        try:
+            result = run_grpo(cfg, workers, tokenizer, sampler, logger, start, held_out)
+        finally:
+            logger.close()
+        if held_out and cfg.curve.plot:
+            from rlvr.trainer.curve import plot_curve
+
+            out = Path(cfg.run.output_dir)
+            plot_curve(out / "metrics.jsonl", out / "learning_curve.png", cfg.run.name)
+        return result
+    finally:
+        if workers is not None:
+            workers.rollout.shutdown()
+            workers.rewards.close()
+            workers.learners.shutdown()
+        placement.remove()
