@@ -60,6 +60,13 @@ def test_map_file_round_trip_histogram_and_bad_lines(tmp_path):
     assert (h["never_solved"], h["mixed"], h["always_solved"]) == (0.4, 0.4, 0.2)
     kept = build_filter(PassRateFilter(path=str(path)))([Example(f"q{i}", "") for i in range(5)])
     assert [ex.prompt for ex in kept] == ["q1", "q2"]
+    # the same filter through the data seam's registry, on canonical records (chats pass through)
+    from rlvr.config import FilterSpec
+    from rlvr.data.filters import apply_filters
+
+    records = [{"prompt": f"q{i}", "answer": ""} for i in range(5)] + [{"messages": []}]
+    kept = apply_filters(records, [FilterSpec(name="passrate_band", path=str(path), above=0.5)], "test")
+    assert kept == [{"prompt": "q2", "answer": ""}, {"messages": []}]
     path.write_text(json.dumps(recs[0]) + "\n{\"id\": 3}\n")
     with pytest.raises(ConfigError, match=r"map.jsonl:2: not a pass-rate line"):
         read_map(path)
