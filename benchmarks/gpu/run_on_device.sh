@@ -146,6 +146,7 @@ for s in "$@"; do
       if [ "$(latest_export $L/sft)" = none ]; then
         quiet learn_sft 420 python3 -m rlvr train configs/gpu_smollm2_gsm8k_sft.yaml --set run.output_dir=$L \
           --set model.path=$M/smollm2 --set sft.path=$L/sft_train.jsonl
+        cp $L/sft/metrics.jsonl "$OUT/learn_sft_metrics.jsonl"
       fi
       echo "learn_sft export: $(latest_export $L/sft)" ;;
     learn_passrate)
