@@ -238,3 +238,25 @@ def test_rft_stage_raises_held_out_accuracy(ray_cluster, tmp_path):
     assert len(rounds) == 1 and 0 < rounds[0]["kept"] <= 128 * 4 and rounds[0]["prompts"] == 128
     assert results["rft"]["start"] == results["sft"]["export"]
     assert results["rft"]["correct"] > results["sft"]["correct"], results
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--k", "0"], "config passrate.k: Input should be greater than or equal to 1"),
+    (["--set", "data.passrate_filter={path: /nonexistent/map.jsonl}"], "does not exist"),
+    (["--set", "curve.every_steps=2", "--set", "data.source=copy_digits"], "needs held-out data"),
+])
+def test_passrate_and_filter_bad_input_is_one_line_before_any_actor(args, match, capsys, tmp_path):
+    """Exit 2 with one `rlvr: error:` line; no Ray cluster is started (none is running in this test)."""
+    import ray
+
+    from rlvr.cli import main
+
+    was_running = ray.is_initialized()
+    args = [*args, "--set", f"run.output_dir={tmp_path}"]
+    if "data.passrate_filter" in " ".join(args):  # the filter applies to training, not to measuring a map
+        assert main(["train", str(REPO / "configs" / "tiny.yaml"), *args]) == 2
+    else:
+        assert main(["passrate", str(REPO / "configs" / "tiny.yaml"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rlvr: error:") and match in err[0], err
+    assert ray.is_initialized() == was_running

@@ -29,8 +29,8 @@ def preflight(cfg: RunConfig):
     check_reward_paths(cfg.rewards)
     out = Path(cfg.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    examples, held_out = training_examples(cfg)  # data errors before a model is built
     model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
-    examples, held_out = training_examples(cfg)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     return model_path, load_tokenizer(model_path), examples, held_out
 
