@@ -27,6 +27,7 @@ def main() -> int:
     p.add_argument("config")
     p.add_argument("--arm", action="append", required=True, metavar="NAME:OUTPUT_DIR[:KEY=VALUE,...]")
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--sequential", action="store_true", help="one arm after the other (a fallback)")
     args = p.parse_args()
     arms = []
     for spec in args.arm:
@@ -45,6 +46,11 @@ def main() -> int:
             traceback.print_exc()
             failed.append(name)
 
+    if args.sequential:
+        for arm in arms:
+            run(*arm)
+        print(f"[arms] failed: {failed}" if failed else "[arms] all finished", flush=True)
+        return 1 if failed else 0
     threads = [threading.Thread(target=run, args=arm, name=arm[0], daemon=True) for arm in arms]
     for t in threads:
         t.start()

@@ -163,12 +163,13 @@ for s in "$@"; do
       cp $R/learn/rft_run/rft/rft_rounds.json "$OUT/learn_rft_rounds.json" ;;
     learn_arms)
       # GRPO on the pass-rate band and its random-reward control, side by side on the GPU; SIGINT at the deadline,
-      # checkpoint.resume continues both in the next call. START: the model both start from (default: SFT).
+      # checkpoint.resume continues both in the next call. START: the model both start from (default: SFT);
+      # ARMS_ARGS: more options ("--set run.steps=20", "--sequential").
       START=${START:-$(latest_export $R/learn/sft)}
       quiet learn_arms "-s INT ${ARMS_S:-540}" python3 benchmarks/gpu/run_arms.py configs/gpu_smollm2_gsm8k_rl.yaml \
         --arm rl:$R/learn/rl --arm control:$R/learn/control:algorithm.reward_control=random \
         --set "model.path=$START" --set data.passrate_filter.path=$R/learn/passrate.jsonl \
-        --set learner.resources.num_gpus=0.25 --set rollout.resources.num_gpus=0.25 ${ARMS_SET:-}
+        --set learner.resources.num_gpus=0.25 --set rollout.resources.num_gpus=0.25 ${ARMS_ARGS:-}
       for a in rl control; do
         cp $R/learn/$a/metrics.jsonl "$OUT/learn_${a}_metrics.jsonl"
         [ -f $R/learn/$a/learning_curve.png ] && cp $R/learn/$a/learning_curve.png "$OUT/learn_${a}_curve.png"
