@@ -222,7 +222,9 @@ def test_grpo_logs_a_learning_curve_and_trains_on_control_rewards(ray_cluster, t
 def test_rft_stage_raises_held_out_accuracy(ray_cluster, tmp_path):
     """SFT a small model briefly on generated word problems, then one rft round (8 samples for each of 128
     training prompts, the correct ones fine-tuned on): greedy accuracy on 200 held-out problems rises.
-    (Fine-tuning on the incorrect samples instead left it where SFT had it: 12/200 -> 12/200.)"""
+    Seen here from this SFT model (12/200): 20/200 (twice), 21/200 at lr 1e-3, 19/200 sampling at T = 0.7; fine-tuning
+    on the incorrect samples instead: 12/200. Far from these settings the gain is not assured (from a 150-step SFT
+    model, 30 RFT steps on 72 completions overfit: 21 -> 16)."""
     from rlvr.launch.pipeline import run_pipeline
 
     cfg = load_config(TINY, [
