@@ -239,6 +239,8 @@ class AlgorithmSection(_Section):
     """Asymmetric upper clip (DAPO's clip-higher) when larger than clip_eps_low."""
     kl_coef: float = Field(0.0, ge=0)
     kl_estimator: Literal["k1", "k3"] = "k3"
+    loss: str = "grpo"
+    """Policy loss by registered name (rlvr/algo/losses.py: `LOSSES`); `grpo` is the clipped surrogate."""
     loss_agg: Literal["token_mean", "seq_mean"] = "token_mean"
     """token_mean: every token of the batch weighs the same; seq_mean: every sequence weighs the same."""
     scale_by_std: bool = True

@@ -195,8 +195,8 @@ def test_learner_old_logprobs_stop_asking_the_engine_for_them():
 
 
 def test_collate_aligns_engine_logprobs_with_the_tokens_they_score():
+    from rlvr.learner.batch import collate
     from rlvr.rollout.base import Rollout
-    from rlvr.trainer.batch import collate
 
     mb = collate([Rollout([1, 2, 3], [4, 5], [-1.0, -2.0]), Rollout([1], [6, 7, 8], [-3.0, -4.0, -5.0])], 0,
                  rollout_logprobs=True)

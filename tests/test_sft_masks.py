@@ -81,7 +81,7 @@ def test_tokenizer_without_chat_template_is_a_config_error():
 
 def test_sft_rows_train_on_answers_only():
     from rlvr.data.lm_data import build_rows
-    from rlvr.trainer.packing import collate_packed
+    from rlvr.data.packing import collate_packed
 
     tok = chatml_tokenizer()
     cfg = LMStageSection(source="word_problems", num_examples=6, seq_len=128)

@@ -23,7 +23,7 @@ from rlvr.rollout.weight_sync import (
     plan_for,
     receive_buckets,
 )
-from rlvr.trainer.full_weights import iter_full_weights, weight_metas
+from rlvr.learner.full_weights import iter_full_weights, weight_metas
 from tests.conftest import tiny_config
 from tests.test_vllm_engine import tiny_state_dict
 
@@ -141,7 +141,7 @@ class GlooPeer:
 
 @pytest.mark.parametrize("bucket_mb", [1e-4, 1.0])  # many buckets through one reused buffer; one bucket
 def test_bucket_broadcast_over_gloo_delivers_every_tensor(ray_cluster, bucket_mb):
-    from rlvr.trainer.deepspeed_setup import free_port
+    from rlvr.learner.deepspeed_setup import free_port
 
     sd = tiny_state_dict()
     plans = plan_for(sd.items(), bucket_mb)
@@ -199,7 +199,7 @@ def test_nccl_sync_makes_vllm_logprobs_match_the_learner(ray_cluster, tmp_path):
     rollout = RolloutGroup(cfg, MODEL, placement.scheduling("rollout"))
     learners = LearnerGroup(cfg, MODEL, placement.scheduling("learner"), total_optim_steps=1)
     try:
-        learners.setup_weight_broadcast(rollout.actors)
+        learners.setup_weight_broadcast(rollout, cfg.rollout.sync_bucket_mb)
         tok = load_tokenizer(MODEL)
         prompts = [tok.encode(q) for q in ("Tom has 3 apples and buys 4 more.", "The capital of France is")]
         params = SamplingParams(n=4, temperature=1.0, max_new_tokens=32, seed=0)
@@ -213,7 +213,7 @@ def test_nccl_sync_makes_vllm_logprobs_match_the_learner(ray_cluster, tmp_path):
 
         ray.get(learners.actors[0].__ray_call__.remote(perturb), timeout=120)
         stale = mean_gap()
-        sent = learners.push_weights_nccl(rollout.actors, cfg.rollout.sync_bucket_mb)
+        sent = learners.push_weights_nccl()
         synced = mean_gap()
         print(f"mean |logprob gap| vLLM vs learner: stale {stale:.3f}, after NCCL sync {synced:.3f} ({sent} bytes)")
         # bf16 engine vs fp32 learner: ~0.04 with equal weights (docs/benchmarks.md); a 5% perturbation: ~0.4

@@ -43,8 +43,8 @@ def run_variant(args) -> dict:
     import torch
 
     from rlvr.config import load_config
-    from rlvr.trainer.deepspeed_setup import free_port
-    from rlvr.trainer.learner import Learner
+    from rlvr.learner.deepspeed_setup import free_port
+    from rlvr.learner.learner import Learner
 
     cfg = load_config(None, [f"model.path={args.model}", "model.dtype=bfloat16", "learner.num_actors=1",
                              "learner.precision=bf16", "learner.lr=1e-6", "rollout.samples_per_prompt=8",

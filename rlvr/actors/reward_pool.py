@@ -9,17 +9,16 @@ service inside it already turns stuck or crashing checks into verdicts, so a dea
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from rlvr.actors.calls import ActorTimeout
+from rlvr.actors.calls import ActorDied, gather, outcomes
 from rlvr.config import RewardsSection
 from rlvr.rewards.service import RewardService
 from rlvr.rewards.types import RewardResult, Sample
-from rlvr.trainer.batch import shard
+from rlvr.utils.batching import shard
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +78,21 @@ class RewardPool:
         # shard's allowance.
         deaths = 0
         while True:
-            started = time.monotonic()
-            try:
-                return ray.get(ref, timeout=self.wait_s(len(part)))
-            except GetTimeoutError:
-                waited = time.monotonic() - started
-                raise ActorTimeout(
-                    f"{self.names[i]} did not answer within {waited:.0f} s for {len(part)} samples"
-                ) from None
-            except RayActorError as exc:
-                deaths += 1
-                if deaths > self._max_shard_retries:
-                    raise RuntimeError(f"{self.names[i]} died {deaths} times on the same shard") from exc
-                log.warning("%s died (%s); creating it again and redoing its %d samples", self.names[i],
-                            type(exc).__name__, len(part))
-                self.actors[i] = self._create(i)
-                self.recreated += 1
-                ref = self.actors[i].score.remote(part)
+            result = outcomes([ref], self.names[i : i + 1], self.wait_s(len(part)), f"score of {len(part)} samples")[0]
+            if not isinstance(result, ActorDied):
+                return result
+            deaths += 1
+            if deaths > self._max_shard_retries:
+                raise RuntimeError(f"{self.names[i]} died {deaths} times on the same shard") from result
+            log.warning("%s died (%s); creating it again and redoing its %d samples", self.names[i],
+                        type(result.__cause__).__name__, len(part))
+            self.actors[i] = self._create(i)
+            self.recreated += 1
+            ref = self.actors[i].score.remote(part)
 
     def worker_pids(self) -> list[int]:
         """The scoring process of each actor (for health checks and tests)."""
-        refs = [a.worker_pid.remote() for a in self.actors]
-        return ray.get(refs, timeout=_START_SLACK_S)
+        return gather([a.worker_pid.remote() for a in self.actors], self.names, _START_SLACK_S, "worker_pid")
 
     def close(self) -> None:
         for actor in self.actors:

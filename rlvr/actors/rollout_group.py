@@ -11,13 +11,13 @@ import dataclasses
 import logging
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
 
-from rlvr.actors.calls import ActorDied, ActorTimeout, gather, wait_all
+from rlvr.actors.calls import ActorDied, gather, outcomes
 from rlvr.config import RunConfig
 from rlvr.rollout.base import Completion, SamplingParams
+from rlvr.rollout.weight_sync import broadcast_ranks
 from rlvr.rollout.worker import RolloutWorker
-from rlvr.trainer.batch import shard
+from rlvr.utils.batching import shard
 
 log = logging.getLogger("rlvr")
 
@@ -64,19 +64,12 @@ class RolloutGroup:
         todo, tries = list(range(len(self.actors))), 0
         while todo:
             refs = [submit(i, self.actors[i]) for i in todo]
-            try:
-                wait_all(refs, [self.names[i] for i in todo], self.timeout, what)
-            except ActorDied:
-                pass  # some calls may still be running: collect per call below, and wait again for what remains
             redo = []
-            for i, ref in zip(todo, refs):
-                try:
-                    results[i] = ray.get(ref, timeout=self.timeout)
-                except RayActorError:
+            for i, out in zip(todo, outcomes(refs, [self.names[i] for i in todo], self.timeout, what)):
+                if isinstance(out, ActorDied):
                     redo.append(i)
-                except GetTimeoutError:
-                    raise ActorTimeout(f"{self.names[i]} did not answer within {self.timeout:.0f} s ({what})",
-                                       self.names[i]) from None
+                else:
+                    results[i] = out
             if redo and tries >= self.max_restarts_per_call:
                 raise ActorDied(f"{self.names[redo[0]]} died {tries + 1} times during one {what}", self.names[redo[0]])
             for i in redo:
@@ -111,6 +104,48 @@ class RolloutGroup:
     def wake_up(self, tags: list[str] | None = None) -> None:
         self._call_all("wake_up", lambda i, actor: actor.wake_up.remote(tags))
 
+    # -- weight transports that bypass the driver (rlvr/trainer/weight_sync.py): the engine side of each, as
+    # plain callables the learner's sender runs in its own process
+
+    def ipc_delivery(self) -> IpcDelivery:
+        return IpcDelivery(self.actors, self.names, self.timeout)
+
+    def nccl_receiver(self) -> NcclReceiver:
+        return NcclReceiver(self.actors, self.names, self.timeout)
+
+    def broadcast_world_size(self) -> int:
+        return broadcast_ranks([self.cfg.rollout.tensor_parallel_size] * len(self.actors))[0]
+
+    def start_nccl_join(self, host: str, port: int) -> tuple[list, list[str]]:
+        """Every engine starts joining the NCCL group (learner rank 0 is rank 0); (pending calls, their names).
+        The joins finish only once the learner has joined too: the caller waits for all together."""
+        world, offsets = broadcast_ranks([self.cfg.rollout.tensor_parallel_size] * len(self.actors))
+        refs = [a.init_nccl.remote(host, port, offset, world) for a, offset in zip(self.actors, offsets)]
+        return refs, list(self.names)
+
     def shutdown(self) -> None:
         for a in self.actors:
             ray.kill(a)
+
+
+class IpcDelivery:
+    """Runs in learner rank 0: every engine maps the bucket by CUDA IPC; returns once all have loaded it (the
+    buffer is reused next)."""
+
+    def __init__(self, actors: list, names: list[str], timeout: float):
+        self.actors, self.names, self.timeout = actors, names, timeout
+
+    def __call__(self, plan_wire: dict, handles: bytes) -> None:
+        gather([a.load_ipc_bucket.remote(plan_wire, handles) for a in self.actors], self.names, self.timeout,
+               "loading a weight bucket by CUDA IPC")
+
+
+class NcclReceiver:
+    """Runs in learner rank 0: starts every engine's receive of the broadcast; returns the wait for them."""
+
+    def __init__(self, actors: list, names: list[str], timeout: float):
+        self.actors, self.names, self.timeout = actors, names, timeout
+
+    def __call__(self, plans_wire: list[dict]):
+        refs = [a.receive_nccl.remote(plans_wire) for a in self.actors]
+        return lambda: gather(refs, self.names, self.timeout, "receiving the weight broadcast")

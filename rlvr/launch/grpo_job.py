@@ -9,6 +9,7 @@ import yaml
 
 from rlvr.config import RunConfig
 from rlvr.data.prompts import Example, PromptSampler, load_examples
+from rlvr.launch.components import build_weight_sync, check_loss
 from rlvr.model_io import load_tokenizer, resolve_model_path
 from rlvr.rewards.loader import check_reward_paths
 
@@ -27,6 +28,7 @@ def training_examples(cfg: RunConfig, filtered: bool = True) -> tuple[list[Examp
 def preflight(cfg: RunConfig):
     """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples, held_out)."""
     check_reward_paths(cfg.rewards)
+    check_loss(cfg)
     out = Path(cfg.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     examples, held_out = training_examples(cfg)  # data errors before a model is built
@@ -70,15 +72,17 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
     workers = None
     try:
         optim_steps = cfg.run.steps * cfg.algorithm.mini_batches
+        rollout = RolloutGroup(cfg, model_path, placement.scheduling("rollout"))
+        learners = LearnerGroup(cfg, model_path, placement.scheduling("learner"), optim_steps)
         workers = Workers(
-            rollout=RolloutGroup(cfg, model_path, placement.scheduling("rollout")),
+            rollout=rollout,
             # completions are cut at the rollout's stop strings before extraction
             rewards=RewardPool(cfg.rewards, placement.scheduling("reward"),
                                service_kwargs={"stop": list(cfg.rollout.stop)}),
-            learners=LearnerGroup(cfg, model_path, placement.scheduling("learner"), optim_steps),
+            learners=learners,
+            weight_sync=build_weight_sync(cfg, rollout, learners),
         )
-        if cfg.rollout.weight_sync == "nccl":  # formed once; it lives as long as the actors
-            workers.learners.setup_weight_broadcast(workers.rollout.actors)
+        workers.weight_sync.setup()  # NCCL forms its group here, once; it lives as long as the actors
         sampler = PromptSampler(examples, cfg.run.seed)
         start = resume(cfg, workers, sampler) if cfg.checkpoint.resume else 0
         if cfg.algorithm.preflight_prompts and start == 0:

@@ -58,7 +58,7 @@ def round_config(cfg: RunConfig, out: Path, model_path: str) -> RunConfig:
 
 
 def round_export(rcfg: RunConfig) -> str:
-    from rlvr.trainer.checkpoint import CheckpointDir
+    from rlvr.utils.checkpoint import CheckpointDir
 
     found = CheckpointDir(Path(rcfg.run.output_dir), rcfg.checkpoint.keep_last).latest()
     if found is None or not (found[0] / "hf" / "config.json").is_file():
@@ -82,7 +82,7 @@ def run_rft_job(cfg: RunConfig) -> list[dict]:
     from rlvr.launch.grpo_job import training_examples
     from rlvr.launch.lm_job import run_lm_job
     from rlvr.model_io import load_tokenizer, resolve_model_path
-    from rlvr.trainer.packing import pack
+    from rlvr.data.packing import pack
 
     if not cfg.data.chat_template:
         raise ConfigError("the rft stage fine-tunes on chats: set data.chat_template: true")

@@ -23,6 +23,9 @@ from typing import Protocol
 
 import torch
 
+NameFilter = Callable[[str], bool]
+"""Which weights a sync sends, by state-dict name (all of them when None)."""
+
 ALIGN = 256  # byte alignment of each tensor in a bucket: any dtype view is legal and loads stay aligned
 
 _DTYPES = {str(d).removeprefix("torch."): d for d in (torch.float32, torch.bfloat16, torch.float16, torch.float64,
@@ -257,3 +260,56 @@ class NcclBroadcaster:
     def broadcast(self, named: Iterable[tuple[str, torch.Tensor]], plans: list[BucketPlan]) -> int:
         """Broadcast every bucket; the workers must already be in `rlvr_receive_nccl(plans)`. Returns bytes sent."""
         return broadcast_buckets(self.comm, named, plans, self.device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Senders: the learner-side end of a transport, opened once on learner rank 0. `Learner.send_weights` hands one
+# the bucket plans and the lazy (name, tensor) pairs; the engine side is reached through plain callables that the
+# actor groups build (rlvr/actors), so the learner itself never talks to Ray.
+
+
+class WeightSender(Protocol):
+    bucket_mb: float
+
+    def open(self, device: torch.device) -> None:
+        """Once per run, on learner rank 0."""
+
+    def send(self, plans: list[BucketPlan], named: Iterator[tuple[str, torch.Tensor]]) -> int:
+        """Deliver every bucket; returns the bytes sent."""
+
+
+class IpcSender:
+    """`deliver(plan_wire, handles)` returns once every engine has loaded the bucket (see `send_ipc`)."""
+
+    def __init__(self, deliver: Callable[[dict, bytes], None], bucket_mb: float):
+        self.deliver, self.bucket_mb = deliver, bucket_mb
+
+    def open(self, device: torch.device) -> None:
+        pass
+
+    def send(self, plans: list[BucketPlan], named: Iterator[tuple[str, torch.Tensor]]) -> int:
+        return send_ipc(named, plans, self.deliver)
+
+
+class NcclSender:
+    """`receive(plans_wire)` starts every engine worker's receive and returns a callable that waits for them all.
+    `open` joins the group as its rank 0 and blocks until every worker has joined."""
+
+    def __init__(self, receive: Callable[[list[dict]], Callable[[], None]], host: str, port: int, world_size: int,
+                 bucket_mb: float):
+        self.receive, self.host, self.port, self.world_size = receive, host, port, world_size
+        self.bucket_mb = bucket_mb
+        self.broadcaster: NcclBroadcaster | None = None
+
+    def open(self, device: torch.device) -> None:
+        self.broadcaster = NcclBroadcaster(self.host, self.port, self.world_size, device)
+
+    def send(self, plans: list[BucketPlan], named: Iterator[tuple[str, torch.Tensor]]) -> int:
+        if self.broadcaster is None:
+            raise RuntimeError("NcclSender.send before open (LearnerGroup.setup_weight_broadcast)")
+        # receives first: broadcast() waits until its buckets have landed, which needs every worker to be inside
+        # its receive already
+        wait = self.receive([p.to_wire() for p in plans])
+        sent = self.broadcaster.broadcast(named, plans)
+        wait()
+        return sent

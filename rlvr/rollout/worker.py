@@ -41,7 +41,7 @@ class RolloutWorker:
     def load_ipc_bucket(self, plan_wire: dict, handles: bytes) -> None:
         self.engine.load_ipc_bucket(plan_wire, handles)
 
-    # vLLM on GPUs of its own: learner rank 0 broadcasts by NCCL (Learner.broadcast_weights drives both ends)
+    # vLLM on GPUs of its own: learner rank 0 broadcasts by NCCL (rollout.weight_sync.NcclSender drives both ends)
     def init_nccl(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
         self.engine.init_nccl(host, port, rank_offset, world_size)
 

@@ -21,21 +21,24 @@ from typing import Protocol
 
 import torch
 
+from rlvr.algo.grpo import group_advantages
 from rlvr.config import RunConfig
 from rlvr.data.prompts import Example, PromptSampler, render_prompt
 from rlvr.rewards.service import verdict_fractions
 from rlvr.rewards.types import RewardResult, Sample
 from rlvr.rollout.base import Completion, Rollout, SamplingParams
-from rlvr.trainer.checkpoint import CheckpointDir, load_rng, save_rng
 from rlvr.trainer.curve import CURVE_METRIC, held_out_accuracy, is_curve_step
-from rlvr.trainer.grpo import group_advantages
 from rlvr.trainer.metrics import MetricsLogger, learner_metrics, rollout_metrics
 from rlvr.trainer.reward_control import make_control
+from rlvr.trainer.weight_sync import ObjectStoreSync, WeightSync
+from rlvr.utils.checkpoint import CheckpointDir, load_rng, save_rng
 
 NEXT_BATCH = "next_batch.pkl"  # with rollout.overlap: the batch sampled ahead, saved with a checkpoint
 
 
 class RolloutWorkers(Protocol):
+    """Everything the loop calls on the rollout side (a weight-sync transport calls the rest: `WeightSync`)."""
+
     def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]: ...
     def load_weights(self, weights_ref) -> None: ...
 
@@ -56,6 +59,13 @@ class Workers:
     rollout: RolloutWorkers
     rewards: RewardWorkers
     learners: Learners
+    weight_sync: WeightSync | None = None
+    """How new weights reach the rollout workers (rlvr/launch/components.py builds it from the config);
+    None: through the object store."""
+
+    def __post_init__(self):
+        if self.weight_sync is None:
+            self.weight_sync = ObjectStoreSync(self.learners, self.rollout)
 
 
 class PhaseTimer:
@@ -188,13 +198,12 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             control = make_control(cfg.algorithm.reward_control, cfg.run.seed, step)
             rollouts, _ = build_rollouts(batch.groups, cfg.algorithm.scale_by_std, control)
             with timer("learn"):
-                if cfg.rollout.colocate:
-                    workers.rollout.sleep(cfg.rollout.sleep_level)  # hand the shared GPU to the learners
+                workers.weight_sync.before_update()  # colocated: hand the shared GPU to the learners
                 stats = workers.learners.train_grpo(rollouts)
             with timer("wait_rollout"):
                 batches.settle()  # the engines must be idle before their weights change
             with timer("weight_sync"):
-                sync_weights(cfg, workers)
+                workers.weight_sync.push()
             timer.times["time/step_s"] = time.perf_counter() - t0
             metrics = step_metrics(batch, rollouts, stats, {**batch.times, **timer.times})
             if held_out and is_curve_step(cfg, step + 1):
@@ -281,20 +290,6 @@ def should_save(cfg: RunConfig, done: int) -> bool:
     return bool(every and done % every == 0) or (done == cfg.run.steps and cfg.checkpoint.save_final)
 
 
-def sync_weights(cfg: RunConfig, workers: Workers) -> None:
-    """Learner rank 0's weights into every rollout engine (waking colocated vLLM weights-first, then its cache)."""
-    if cfg.rollout.colocate:
-        workers.rollout.wake_up(["weights"])
-    if cfg.rollout.weight_sync == "cuda_ipc":
-        workers.learners.push_weights_ipc(workers.rollout.actors, cfg.rollout.sync_bucket_mb)
-    elif cfg.rollout.weight_sync == "nccl":
-        workers.learners.push_weights_nccl(workers.rollout.actors, cfg.rollout.sync_bucket_mb)
-    else:
-        workers.rollout.load_weights(workers.learners.weights_ref())
-    if cfg.rollout.colocate:
-        workers.rollout.wake_up(["kv_cache"])
-
-
 def save_checkpoint(cfg: RunConfig, workers: Workers, ckpt: CheckpointDir, sampler: PromptSampler, step: int,
                     next_batch: StepBatch | None = None):
     """Learner state, then the driver's: data-loader position, RNG and, with rollout.overlap, the next step's batch
@@ -318,6 +313,8 @@ def resume(cfg: RunConfig, workers: Workers, sampler: PromptSampler) -> int:
         raise RuntimeError(f"{path}: learner state is from step {learner_state.get('step')}, driver's {state['step']}")
     sampler.load_state_dict(state["sampler"])
     load_rng(path / "driver_rng.pt")
+    # through the object store whatever rollout.weight_sync says, as the engines are awake and the weights must
+    # reach them even before a transport's first push
     workers.rollout.load_weights(workers.learners.weights_ref())
     print(f"[rlvr] resumed from {path} at step {state['step']}", flush=True)
     return int(state["step"])

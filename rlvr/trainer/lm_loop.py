@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from rlvr.config import LMStageSection, RunConfig
+from rlvr.data.packing import PAD_DOC, PackedRow
 from rlvr.data.sampler import EpochSampler
-from rlvr.trainer.checkpoint import CheckpointDir
 from rlvr.trainer.metrics import Display, MetricsLogger
-from rlvr.trainer.packing import PAD_DOC, PackedRow
+from rlvr.utils.checkpoint import CheckpointDir
 
 StageKind = Literal["pretrain", "sft"]
 

@@ -31,19 +31,11 @@ def rollout_metrics(rewards: list[float], lengths: list[int], groups_zero_var: f
 
 
 def learner_metrics(stats: dict[str, float]) -> dict[str, float]:
-    """Learner sums (over tokens and ranks) turned into per-token means."""
+    """Learner sums (over tokens and ranks) turned into per-token means: every `<name>_sum` the loss (or the
+    learner) reports becomes `learner/<name>`, so a new loss's statistics are logged without a change here."""
     tokens = max(stats.get("tokens", 0.0), 1.0)
-    out = {
-        "learner/pg_loss": stats["pg_loss_sum"] / tokens,
-        "learner/clip_fraction": stats["clipped_sum"] / tokens,
-        "learner/entropy": stats["entropy_sum"] / tokens,
-        "learner/grad_norm": stats["grad_norm"],
-        "learner/lr": stats["lr"],
-    }
-    if "log_ratio_abs_sum" in stats:
-        out["learner/log_ratio_abs"] = stats["log_ratio_abs_sum"] / tokens
-    if "kl_sum" in stats:
-        out["learner/kl"] = stats["kl_sum"] / tokens
+    out = {f"learner/{key.removesuffix('_sum')}": v / tokens for key, v in stats.items() if key.endswith("_sum")}
+    out["learner/grad_norm"], out["learner/lr"] = stats["grad_norm"], stats["lr"]
     return out
 
 

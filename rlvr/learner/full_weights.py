@@ -7,14 +7,14 @@ keeps a partitioned parameter's full shape in `ds_shape`), so buckets can be pla
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
 
-def _entries(module: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+def _entries(module: torch.nn.Module, keep: Callable[[str], bool] | None = None) -> list[tuple[str, torch.Tensor]]:
     # keep_vars: the Parameter objects themselves, which carry ZeRO-3's ds_* attributes
-    return list(module.state_dict(keep_vars=True).items())
+    return [(n, t) for n, t in module.state_dict(keep_vars=True).items() if keep is None or keep(n)]
 
 
 def full_shape(t: torch.Tensor) -> tuple[int, ...]:
@@ -22,13 +22,15 @@ def full_shape(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.ds_shape) if hasattr(t, "ds_shape") else tuple(t.shape)
 
 
-def weight_metas(module: torch.nn.Module, dtype: torch.dtype | None = None
+def weight_metas(module: torch.nn.Module, dtype: torch.dtype | None = None, keep: Callable[[str], bool] | None = None
                  ) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
-    """(name, full shape, dtype) of every state-dict entry, in order; `dtype` overrides the tensors' own."""
-    return [(name, full_shape(t), dtype or t.dtype) for name, t in _entries(module)]
+    """(name, full shape, dtype) of every state-dict entry `keep` accepts, in order; `dtype` overrides the
+    tensors' own."""
+    return [(name, full_shape(t), dtype or t.dtype) for name, t in _entries(module, keep)]
 
 
-def iter_full_weights(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+def iter_full_weights(module: torch.nn.Module, keep: Callable[[str], bool] | None = None
+                      ) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, full tensor) in the order of `weight_metas`. A ZeRO-3 parameter is gathered just before it is
     yielded and partitioned again when the next one is asked for, so at most one is ever held gathered.
 
@@ -37,7 +39,7 @@ def iter_full_weights(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tens
     """
     import deepspeed
 
-    for name, t in _entries(module):
+    for name, t in _entries(module, keep):
         # a no-op for tensors that are not ZeRO-3 parameters (other stages, buffers)
         with deepspeed.zero.GatheredParameters([t], modifier_rank=None):
             yield name, t.detach()

@@ -10,6 +10,7 @@ GRPO's centred rewards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,19 +62,41 @@ def clipped_policy_loss(
     return -torch.minimum(unclipped_BT, clipped_BT), (clipped_BT < unclipped_BT)
 
 
+@dataclass(frozen=True)
+class Aggregation:
+    """How a batch's per-token loss becomes one number: what is counted (`count`, of the *global* batch) and how a
+    micro-batch's share of the sum is taken (`reduce`). The one place where `algorithm.loss_agg` is looked at."""
+
+    count: Callable[[list[int]], float]
+    """Given completion lengths: how many units (tokens, sequences) the loss is averaged over."""
+    reduce: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+    """(loss_BT, mask_BT, global normaliser) -> this micro-batch's share of the global mean."""
+
+
+def _token_mean(loss_BT: torch.Tensor, mask_BT: torch.Tensor, normalizer: float) -> torch.Tensor:
+    return (loss_BT * mask_BT).sum() / normalizer
+
+
+def _seq_mean(loss_BT: torch.Tensor, mask_BT: torch.Tensor, normalizer: float) -> torch.Tensor:
+    per_seq_B = (loss_BT * mask_BT).sum(-1) / mask_BT.sum(-1).clamp(min=1)
+    return per_seq_B.sum() / normalizer
+
+
+AGGREGATIONS: dict[str, Aggregation] = {
+    "token_mean": Aggregation(count=lambda lengths: float(sum(lengths)), reduce=_token_mean),
+    "seq_mean": Aggregation(count=lambda lengths: float(len(lengths)), reduce=_seq_mean),
+}
+
+
 def aggregate(loss_BT: torch.Tensor, mask_BT: torch.Tensor, mode: str, normalizer: float) -> torch.Tensor:
     """Sum of the batch's loss divided by `normalizer` (tokens or sequences of the *global* batch).
 
     Dividing by the global count, not the micro-batch's, makes the gradient independent of how the batch is split
     into micro-batches and data-parallel ranks.
     """
-    mask_BT = mask_BT.to(loss_BT.dtype)
-    if mode == "token_mean":
-        return (loss_BT * mask_BT).sum() / normalizer
-    if mode == "seq_mean":
-        per_seq_B = (loss_BT * mask_BT).sum(-1) / mask_BT.sum(-1).clamp(min=1)
-        return per_seq_B.sum() / normalizer
-    raise ValueError(f"unknown loss aggregation {mode!r}")
+    if mode not in AGGREGATIONS:
+        raise ValueError(f"unknown loss aggregation {mode!r}")
+    return AGGREGATIONS[mode].reduce(loss_BT, mask_BT.to(loss_BT.dtype), normalizer)
 
 
 @dataclass(frozen=True)
@@ -100,7 +123,7 @@ def grpo_loss(
     mask_f = mask_BT.float()
     stats = {
         "pg_loss_sum": float((pg_BT.detach() * mask_f).sum()),
-        "clipped_sum": float((clipped_BT.float() * mask_f).sum()),
+        "clip_fraction_sum": float((clipped_BT.float() * mask_f).sum()),
         # |log ratio| to the old policy: 0 on-policy, the policy's drift (and engine/learner numerics) off it
         "log_ratio_abs_sum": float(((logp_BT.detach() - old_logp_BT).abs() * mask_f).sum()),
         "tokens": float(mask_f.sum()),

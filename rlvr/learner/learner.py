@@ -1,6 +1,7 @@
 """One data-parallel learner rank: a DeepSpeed engine around a Hugging Face causal LM.
 
-Plain Python: `rlvr.actors.learner_group` turns it into a Ray actor. Every rank receives its own shard of the
+Plain Python, no Ray: `rlvr.actors.learner_group` turns it into a Ray actor (tests/test_learner_inprocess.py
+drives it directly). Every rank receives its own shard of the
 batch; gradients are averaged by DeepSpeed across ranks, and the loss is scaled so that the result equals one
 rank training on the whole batch (see `_loss_scale`).
 """
@@ -13,15 +14,20 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from rlvr.algo import grpo
+from rlvr.algo.interpolate import interpolate_state_dicts
+from rlvr.algo.losses import LossInputs, build_loss
 from rlvr.config import RunConfig
+from rlvr.data.packing import PackedRow, collate_packed
+from rlvr.learner.batch import MicroBatch, collate
+from rlvr.learner.deepspeed_setup import ds_config, init_process_group, lr_lambda, resolve_backend
+from rlvr.learner.full_weights import iter_full_weights, weight_metas
+from rlvr.learner.old_logprobs import EngineLogprobs, OldLogprobs, OnPolicy, PreviousWeights, Recomputed
 from rlvr.model_io import load_model
 from rlvr.rollout.base import Rollout
-from rlvr.trainer import grpo
-from rlvr.trainer.batch import MicroBatch, chunks, collate
-from rlvr.trainer.checkpoint import load_rng, save_rng
-from rlvr.trainer.interpolate import interpolate_state_dicts
-from rlvr.trainer.packing import PackedRow, collate_packed
-from rlvr.trainer.deepspeed_setup import ds_config, free_port, init_process_group, lr_lambda, resolve_backend
+from rlvr.rollout.weight_sync import NameFilter, WeightSender, plan_buckets
+from rlvr.utils.batching import chunks
+from rlvr.utils.checkpoint import load_rng, save_rng
 
 
 PREV_POLICY = "prev_policy.pt"  # rollout.overlap_old_logprobs=learner: the previous weights, in a checkpoint
@@ -33,15 +39,9 @@ class Learner:
         self.engine = None
         self.ref_model = None
         self.prev_model = None  # rollout.overlap_old_logprobs=learner: the weights from before the last update
-        self.broadcaster = None  # rank 0, weight_sync=nccl: its end of the NCCL group with the vLLM workers
+        self.weight_sender: WeightSender | None = None  # weight_sync=cuda_ipc/nccl: opened once per run
 
     # -- setup -------------------------------------------------------------------------------------------------
-
-    def master_address(self) -> tuple[str, int]:
-        """Called on rank 0: where the other ranks (or the vLLM workers of a weight broadcast) find it."""
-        import ray
-
-        return ray.util.get_node_ip_address(), free_port()
 
     def setup(self, master_addr: str, master_port: int, grad_accum_steps: int, total_optim_steps: int) -> None:
         import deepspeed
@@ -78,9 +78,21 @@ class Learner:
                 kept.data = kept.data.to(trained.dtype)
             for kept, trained in zip(self.prev_model.buffers(), module.buffers(), strict=True):
                 kept.data = trained.detach().clone()
+        self.loss = build_loss(self.cfg.algorithm)
+        self.old_logprobs = self._old_logprob_source()
         self.pad_id = self.engine.module.config.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.engine.module.config.eos_token_id or 0
+
+    def _old_logprob_source(self) -> OldLogprobs:
+        """Chosen once (see rlvr/learner/old_logprobs.py for the four cases)."""
+        if self.prev_model is not None:
+            return PreviousWeights(self._logprobs, self.prev_model, self.engine.module)
+        if self.cfg.rollout.overlap:
+            return EngineLogprobs()
+        if self.cfg.algorithm.mini_batches > 1:
+            return Recomputed(self._logprobs, self.engine.module)
+        return OnPolicy()
 
     # -- log-probabilities -------------------------------------------------------------------------------------
 
@@ -119,11 +131,9 @@ class Learner:
     # -- training ----------------------------------------------------------------------------------------------
 
     def _loss_scale(self, rollouts: list[Rollout]) -> float:
-        """Global normaliser of the loss, times the factors DeepSpeed divides by (ranks and accumulation steps)."""
-        if self.cfg.algorithm.loss_agg == "token_mean":
-            local = sum(len(r.completion_ids) for r in rollouts)
-        else:
-            local = len(rollouts)
+        """Global normaliser of the loss (what the loss's aggregation counts, over all ranks), times the factors
+        DeepSpeed divides by (ranks and accumulation steps)."""
+        local = self.loss.aggregation.count([len(r.completion_ids) for r in rollouts])
         total = torch.tensor([float(local)], device=self.engine.device)  # NCCL reduces only GPU tensors
         dist.all_reduce(total)  # every rank must divide by the same global count
         return max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)
@@ -131,21 +141,8 @@ class Learner:
     def train_grpo(self, rollouts: list[Rollout]) -> dict[str, float]:
         """One or more optimizer steps (algorithm.mini_batches) on this rank's shard of the rollout batch."""
         alg = self.cfg.algorithm
-        loss_cfg = grpo.LossConfig(alg.clip_eps_low, alg.clip_eps_high, alg.kl_coef, alg.kl_estimator, alg.loss_agg)
         self.engine.train()
-        # Old-policy logprobs, four cases. Overlapped rollouts (rollout.overlap) were sampled by the policy before
-        # the last update: either the engine's own logprobs stand for it, or (overlap_old_logprobs=learner) the
-        # copy of that policy kept here recomputes them, and then takes the current weights for the next batch.
-        # On-policy with one optimizer step per batch the old policy *is* the current one: ratio =
-        # exp(logp - logp.detach()) is 1 with the same gradient, so no extra forward pass. Otherwise they are
-        # recomputed before the first step.
-        behaviour = self.cfg.rollout.overlap and self.prev_model is None
-        old = None
-        if self.prev_model is not None:
-            old = self._logprobs(self.prev_model, rollouts)
-            self._keep_current_weights()
-        elif alg.mini_batches > 1 and not behaviour:
-            old = self._logprobs(self.engine.module, rollouts)
+        self.old_logprobs.start(rollouts)
         ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None else None
         micro = self.cfg.learner.micro_batch_size
         per_mini = len(rollouts) // alg.mini_batches
@@ -155,16 +152,14 @@ class Learner:
             normalizer = self._loss_scale(mini)
             for i, chunk in enumerate(chunks(mini, micro)):
                 k = m * (per_mini // micro) + i
-                mb = collate(chunk, self.pad_id, rollout_logprobs=behaviour).to(self.engine.device)
+                mb = collate(chunk, self.pad_id, rollout_logprobs=self.old_logprobs.engine_logprobs)
+                mb = mb.to(self.engine.device)
                 targets_BT, mask_BT = self._window_targets(mb)
                 logp_BT, entropy_BT = grpo.logprobs_and_entropy(
                     self._window_logits(self.engine, mb), targets_BT, self.cfg.rollout.temperature)
-                if behaviour:
-                    old_BT = mb.rollout_logprobs_BT[:, mb.window_start :]
-                else:
-                    old_BT = old[k] if old is not None else logp_BT.detach()
-                loss, stats = grpo.grpo_loss(logp_BT, old_BT, mb.advantages_B, mask_BT, loss_cfg, normalizer,
-                                             None if ref is None else ref[k])
+                inputs = LossInputs(logp_BT, self.old_logprobs.get(k, mb, logp_BT), mb.advantages_B, mask_BT,
+                                    None if ref is None else ref[k])
+                loss, stats = self.loss(inputs, normalizer)
                 stats["entropy_sum"] = float((entropy_BT * mask_BT).sum())
                 self.engine.backward(loss)
                 self.engine.step()
@@ -177,12 +172,6 @@ class Learner:
             # (activations of a 64-sequence micro-batch, ~30 GB for SmolLM2), or the wake-up runs out of memory
             torch.cuda.empty_cache()
         return totals
-
-    @torch.no_grad()
-    def _keep_current_weights(self) -> None:
-        """prev_model <- the weights about to be updated: the policy that samples the next overlapped batch."""
-        for kept, current in zip(self.prev_model.parameters(), self.engine.module.parameters(), strict=True):
-            kept.copy_(current)
 
     # -- causal-LM stages (pretraining, SFT) -------------------------------------------------------------------
 
@@ -225,8 +214,9 @@ class Learner:
 
     # -- weights and checkpoints -------------------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, torch.Tensor] | None:
-        """Full weights on CPU on rank 0 (ZeRO-3 parameters are gathered first; every rank must call this)."""
+    def state_dict(self, keep: NameFilter | None = None) -> dict[str, torch.Tensor] | None:
+        """Full weights on CPU on rank 0 (ZeRO-3 parameters are gathered first; every rank must call this).
+        `keep`: only the weights whose name it accepts."""
         import deepspeed
 
         module = self.engine.module
@@ -235,69 +225,38 @@ class Learner:
         with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=enabled):
             if self.rank != 0:
                 return None
-            return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+            return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()
+                    if keep is None or keep(k)}
 
-    def _weights_to_sync(self, bucket_mb: float):
-        """Rank 0: (bucket plans, lazy (name, bf16 tensor) pairs) of the full weights; other ranks: None, after
-        following rank 0 through every ZeRO-3 gather. Parameters are gathered one at a time as the pairs are
-        consumed, so every rank must call this for each sync and rank 0 must consume every pair."""
-        from rlvr.rollout.weight_sync import plan_buckets
-        from rlvr.trainer.full_weights import iter_full_weights, weight_metas
-
+    def _weights_to_sync(self, bucket_mb: float, keep: NameFilter | None = None):
+        """Rank 0: (bucket plans, lazy (name, bf16 tensor) pairs) of the full weights `keep` accepts; other ranks:
+        None, after following rank 0 through every ZeRO-3 gather. Parameters are gathered one at a time as the
+        pairs are consumed, so every rank must call this for each sync and rank 0 must consume every pair."""
         module = self.engine.module
-        named = iter_full_weights(module)
+        named = iter_full_weights(module, keep)
         if self.rank != 0:
             for _ in named:  # follow rank 0 through every gather
                 pass
             return None
-        plans = plan_buckets(weight_metas(module, torch.bfloat16), bucket_mb)
+        plans = plan_buckets(weight_metas(module, torch.bfloat16, keep), bucket_mb)
         return plans, ((n, t.to(torch.bfloat16)) for n, t in named)
 
-    def send_weights_ipc(self, engines: list, bucket_mb: float) -> int:
-        """Colocated vLLM: rank 0 packs bf16 buckets on its GPU and each engine maps them by CUDA IPC (no host
-        copy). `engines` are rollout actors with `load_ipc_bucket`; returns the bytes sent (0 on other ranks)."""
-        import ray
+    def open_weight_sender(self, sender: WeightSender) -> None:
+        """Once per run (weight_sync=cuda_ipc or nccl), on every rank: the transport `send_weights` hands rank 0's
+        buckets to. With NCCL, rank 0 blocks here until every vLLM worker has joined: their joins must be under way."""
+        self.weight_sender = sender
+        if self.rank == 0:
+            sender.open(self.engine.device)
 
-        from rlvr.rollout.weight_sync import send_ipc
-
-        weights = self._weights_to_sync(bucket_mb)
+    def send_weights(self, keep: NameFilter | None = None) -> int:
+        """Every rank must call this (ZeRO-3 gathers are collectives, one parameter at a time, so the whole model is
+        never held gathered); rank 0 sends bf16 buckets through the opened sender. Returns bytes (0 elsewhere)."""
+        if self.weight_sender is None:
+            raise RuntimeError("send_weights before open_weight_sender")
+        weights = self._weights_to_sync(self.weight_sender.bucket_mb, keep)
         if weights is None:
             return 0
-        plans, named = weights
-
-        def deliver(plan_wire: dict, handles: bytes) -> None:
-            # every engine must have loaded the bucket before the buffer is reused
-            ray.get([e.load_ipc_bucket.remote(plan_wire, handles) for e in engines],
-                    timeout=self.cfg.cluster.actor_timeout_s)
-
-        return send_ipc(named, plans, deliver)
-
-    def join_weight_broadcast(self, host: str, port: int, world_size: int) -> None:
-        """Rank 0, weight_sync=nccl: become rank 0 of the NCCL group with every vLLM worker. Blocks until all of
-        them have joined, so their joins must already be under way."""
-        from rlvr.rollout.weight_sync import NcclBroadcaster
-
-        self.broadcaster = NcclBroadcaster(host, port, world_size, self.engine.device)
-
-    def broadcast_weights(self, engines: list, bucket_mb: float) -> int:
-        """Separate-GPU vLLM: rank 0 broadcasts bf16 buckets over NCCL to every worker of `engines` (rollout actors
-        with `receive_nccl`). Every rank must call this: ZeRO-3 parameters are gathered one at a time, in step, so
-        the whole model is never held gathered. Returns the bytes sent (0 on other ranks)."""
-        import ray
-
-        weights = self._weights_to_sync(bucket_mb)
-        if weights is None:
-            return 0
-        if self.broadcaster is None:
-            raise RuntimeError("broadcast_weights before join_weight_broadcast (LearnerGroup.setup_weight_broadcast)")
-        plans, named = weights
-        wire = [p.to_wire() for p in plans]
-        # receives first: broadcast() waits until its buckets have landed, which needs every worker to be inside
-        # its receive already
-        refs = [e.receive_nccl.remote(wire) for e in engines]
-        sent = self.broadcaster.broadcast(named, plans)
-        ray.get(refs, timeout=self.cfg.cluster.actor_timeout_s)
-        return sent
+        return self.weight_sender.send(*weights)
 
     def save_checkpoint(self, directory: str, client_state: dict | None = None) -> None:
         """DeepSpeed state (weights, optimizer, scheduler) plus a Hugging Face export for the next stage."""
