@@ -28,6 +28,9 @@ class RunSection(_Section):
     seed: int = 0
     steps: int = Field(20, ge=1)
     """Controller steps (one rollout batch and its learner updates each)."""
+    overwrite: bool = False
+    """Start afresh in an output_dir that holds another run: the old run is moved to OUTPUT_DIR.old-TIMESTAMP (never
+    deleted). Without it (and without checkpoint.resume) such a directory is refused."""
 
 
 class RandomInit(_Section):
@@ -224,12 +227,25 @@ class RewardFunction(_Section):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
+class RewardHealthSection(_Section):
+    enabled: bool = True
+    """Stop the run when a reward function keeps failing (off: train on whatever it returns)."""
+    max_failure_share: float = Field(0.5, ge=0, le=1)
+    """A function fails a step when more than this share of the step's samples got `error` or `timeout` from it."""
+    steps: int = Field(3, ge=1)
+    """Failed steps in a row after which the run stops, naming the function and its first error."""
+
+
 class RewardsSection(_Section):
     functions: list[RewardFunction] = Field(
         default_factory=lambda: [RewardFunction(path="rlvr.rewards.math:math_reward")], min_length=1
     )
     num_workers: int = Field(1, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=600)
+    processes: int = Field(4, ge=1, le=64)
+    """Checker processes per reward worker: up to this many checks that hang time out together, not one by one.
+    Started when checks are slow (one runs fast batches); each is a Python process of about 100 MB."""
+    health: RewardHealthSection = Field(default_factory=RewardHealthSection)
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "rlvr"
 
 LAYERS = [
-    {"rlvr.config", "rlvr.utils"},          # typed config; neutral helpers (batching, checkpoint dirs and RNG)
+    {"rlvr.config"},                        # typed config
+    {"rlvr.utils"},                         # neutral helpers (batching, checkpoint and run dirs, RNG, errors)
     {"rlvr.data"},                          # records, prompts, chats, packing
     {"rlvr.model_io", "rlvr.rewards", "rlvr.algo"},  # models on disk; verifiable rewards; pure RL maths and losses
     {"rlvr.rollout"},                       # generation engines and the weight-sync wire protocol
@@ -21,10 +22,7 @@ LAYERS = [
     {"rlvr.__main__"},
 ]
 
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # removed on branch seams-b (issue 13, point 4): delete this entry once merged
-    frozenset({"rlvr.launch.pipeline", "rlvr.launch.train_cli"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -10,31 +10,40 @@ import yaml
 from rlvr.config import RunConfig
 from rlvr.data.prompts import Example, PromptSampler, load_examples
 from rlvr.launch.components import build_weight_sync, check_loss
+from rlvr.launch.input_checks import check_grpo_inputs, check_model_fits
 from rlvr.model_io import load_tokenizer, resolve_model_path
-from rlvr.rewards.loader import check_reward_paths
 
 
-def training_examples(cfg: RunConfig, filtered: bool = True) -> tuple[list[Example], list[Example]]:
-    """(training prompts, the learning curve's held-out slice): the data (after data.filters), less the slice
-    (curve.every_steps), kept by the pass-rate filter (data.passrate_filter) unless `filtered` is False (measuring a
-    pass-rate map)."""
+def training_examples(cfg: RunConfig, filtered: bool = True,
+                      examples: list[Example] | None = None) -> tuple[list[Example], list[Example]]:
+    """(training prompts, the learning curve's held-out slice): the data (after data.filters; `examples` if
+    already loaded), less the slice (curve.every_steps), kept by the pass-rate filter (data.passrate_filter) unless
+    `filtered` is False (measuring a pass-rate map)."""
     from rlvr.data.passrate import apply_filter
     from rlvr.trainer.curve import split_held_out
 
-    examples, held_out = split_held_out(cfg, load_examples(cfg.data, cfg.run.seed))
-    return (apply_filter(cfg.data.passrate_filter, examples) if filtered else examples), held_out
+    loaded = examples if examples is not None else load_examples(cfg.data, cfg.run.seed)
+    train, held_out = split_held_out(cfg, loaded)
+    return (apply_filter(cfg.data.passrate_filter, train) if filtered else train), held_out
 
 
 def preflight(cfg: RunConfig):
-    """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples, held_out)."""
-    check_reward_paths(cfg.rewards)
+    """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples,
+    held_out)."""
+    from rlvr.utils.checkpoint import CheckpointDir
+    from rlvr.utils.run_dir import claim
+
+    examples, held_out = training_examples(cfg, examples=check_grpo_inputs(cfg))
     check_loss(cfg)
     out = Path(cfg.run.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    examples, held_out = training_examples(cfg)  # data errors before a model is built
+    claim(out, cfg.checkpoint.resume, cfg.run.overwrite)
+    if cfg.checkpoint.resume:  # verified now, before any actor starts (resume finds the result again)
+        CheckpointDir(out, cfg.checkpoint.keep_last).latest()
     model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
+    tokenizer = load_tokenizer(model_path)
+    check_model_fits(cfg, model_path, tokenizer, examples)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    return model_path, load_tokenizer(model_path), examples, held_out
+    return model_path, tokenizer, examples, held_out
 
 
 def run_preflight(cfg: RunConfig, workers, tokenizer, examples) -> dict:
@@ -65,6 +74,7 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
     from rlvr.launch.cluster import Placement, connect
     from rlvr.trainer.grpo_loop import Workers, resume, run_grpo
     from rlvr.trainer.metrics import MetricsLogger
+    from rlvr.utils.preempt import stop_on_sigterm
 
     model_path, tokenizer, examples, held_out = preflight(cfg)
     connect(cfg)
@@ -89,7 +99,8 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
             run_preflight(cfg, workers, tokenizer, examples)
         logger = MetricsLogger(cfg, Path(cfg.run.output_dir), start, on_step)
         try:
-            result = run_grpo(cfg, workers, tokenizer, sampler, logger, start, held_out)
+            with stop_on_sigterm():
+                result = run_grpo(cfg, workers, tokenizer, sampler, logger, start, held_out)
         finally:
             logger.close()
         if held_out and cfg.curve.plot:

@@ -24,6 +24,7 @@ import torch
 from rlvr.algo.grpo import group_advantages
 from rlvr.config import RunConfig
 from rlvr.data.prompts import Example, PromptSampler, render_prompt
+from rlvr.rewards.health import RewardHealth
 from rlvr.rewards.service import verdict_fractions
 from rlvr.rewards.types import RewardResult, Sample
 from rlvr.rollout.base import Completion, Rollout, SamplingParams
@@ -31,6 +32,7 @@ from rlvr.trainer.curve import CURVE_METRIC, held_out_accuracy, is_curve_step
 from rlvr.trainer.metrics import MetricsLogger, learner_metrics, rollout_metrics
 from rlvr.trainer.reward_control import make_control
 from rlvr.trainer.weight_sync import ObjectStoreSync, WeightSync
+from rlvr.utils import preempt
 from rlvr.utils.checkpoint import CheckpointDir, load_rng, save_rng
 
 NEXT_BATCH = "next_batch.pkl"  # with rollout.overlap: the batch sampled ahead, saved with a checkpoint
@@ -188,11 +190,13 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
     if cfg.rollout.overlap and start_step:
         batches.resume(ckpt, start_step)
     metrics: dict[str, float] = {}
+    reward_health = RewardHealth(cfg.rewards.health)
     try:
         for step in range(start_step, cfg.run.steps):
             timer, t0 = PhaseTimer(), time.perf_counter()
             with timer("wait_rollout"):
                 batch = batches.take(step)
+            reward_health.check(step, [res for g in batch.groups for res in g.results])  # stops a broken reward
             if cfg.rollout.overlap:
                 batches.start(step + 1)  # sampled with the current weights while the learners update them
             control = make_control(cfg.algorithm.reward_control, cfg.run.seed, step)
@@ -211,8 +215,9 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
                     curve.update(held_out_accuracy(cfg, workers.rollout, workers.rewards, tokenizer, held_out))
             metrics, curve = {**metrics, **curve, **timer.times}, {}
             logger.log(step, metrics)
-            if should_save(cfg, step + 1):
+            if should_save(cfg, step + 1) or preempt.requested():
                 save_checkpoint(cfg, workers, ckpt, sampler, step + 1, batches.ahead_batch())
+            preempt.stop_if_requested(step + 1, cfg.run.steps, cfg.run.output_dir)
     finally:
         batches.close()
     return metrics
