@@ -145,7 +145,7 @@ for s in "$@"; do
       n=$(wc -l < .gpudata/gsm8k/train.jsonl); head -n $((n - 500)) .gpudata/gsm8k/sft_train.jsonl > $L/sft_train.jsonl
       if [ "$(latest_export $L/sft)" = none ]; then
         quiet learn_sft 420 python3 -m rlvr train configs/gpu_smollm2_gsm8k_sft.yaml --set run.output_dir=$L \
-          --set model.path=$M/smollm2 --set sft.path=$L/sft_train.jsonl
+          --set model.path=$M/smollm2 --set sft.path=$L/sft_train.jsonl ${SFT_ARGS:-}
         cp $L/sft/metrics.jsonl "$OUT/learn_sft_metrics.jsonl"
       fi
       echo "learn_sft export: $(latest_export $L/sft)" ;;
@@ -175,17 +175,16 @@ for s in "$@"; do
         [ -f $R/learn/$a/learning_curve.png ] && cp $R/learn/$a/learning_curve.png "$OUT/learn_${a}_curve.png"
       done ;;
     learn_eval)
-      # greedy GSM8K test for base, start (SFT), GRPO and control, four engines at once; then the paired tests
+      # greedy GSM8K test for base, start (SFT), GRPO and control (LEARN_EVAL picks), engines at once; paired tests
       pids=""
-      for pair in base:$M/smollm2 sft:$(latest_export $R/learn/sft) rl:$(latest_export $R/learn/rl) \
-                  control:$(latest_export $R/learn/control); do
-        name=${pair%%:*}; model=${pair#*:}
+      for name in ${LEARN_EVAL:-base sft rl control}; do
+        case $name in base) model=$M/smollm2 ;; *) model=$(latest_export $R/learn/$name) ;; esac
         [ -f $R/eval/learn_$name.summary.json ] && continue
         [ "$model" = none ] && { echo "learn_eval: no model for $name"; continue; }
         echo "=== eval learn_$name: $model ($(date -u +%T)) ==="
         timeout -k 20 ${EVAL_S:-420} $EVAL --model "$model" --out $R/eval/learn_$name.jsonl \
           --gpu-memory-utilization 0.15 --kv-cache-gb 6 > $R/eval/learn_$name.log 2>&1 &
-        pids="$pids $!"; sleep 20
+        pids="$pids $!"; sleep 10
       done
       for pid in $pids; do wait $pid || status=1; done
       for name in base sft rl control; do
