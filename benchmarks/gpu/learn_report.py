@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-MODELS = [("base", "SmolLM2-135M-Instruct"), ("sft", "+ SFT (the RL start)"), ("rl", "+ GRPO (band, on-policy)"),
+MODELS = [("base", "SmolLM2-135M-Instruct"), ("sft", "+ SFT (the RL start)"), ("rl", "+ GRPO (on-policy, G = 16)"),
           ("control", "+ GRPO, random-reward control")]
 COMPARISONS = [("rl-vs-start", "GRPO vs start"), ("control-vs-start", "control vs start"),
                ("start-vs-base", "start vs base"), ("rl-vs-control", "GRPO vs control")]
@@ -62,7 +62,7 @@ def comparison_rows(d: Path, prefix: str) -> list[str]:
 
 
 def arm_rows(d: Path, prefix: str, per_step: int) -> list[str]:
-    out = ["| arm | steps | rollouts | on-policy reward, first 5 / last 5 steps | held-out (500 train items) "
+    out = ["| arm | steps | rollouts | on-policy reward, first 5 / last 5 steps | held-out (train items) "
            "greedy accuracy, before -> last | median step s |", "|---|---|---|---|---|---|"]
     for arm in ("rl", "control"):
         path = d / f"{prefix}-gsm8k-{arm}-metrics.jsonl"
@@ -102,7 +102,7 @@ def main() -> None:
         runs = {arm: d / f"{args.prefix}-gsm8k-{arm}-metrics.jsonl" for arm in ("rl", "control")}
         runs = {k: v for k, v in runs.items() if v.is_file()}
         if runs:
-            print(plot_runs(runs, Path(args.png), "SmolLM2-135M GSM8K: GRPO (band filter) vs random-reward control"))
+            print(plot_runs(runs, Path(args.png), "SmolLM2-135M on GSM8K: GRPO vs random-reward control (12 updates each)"))
 
 
 if __name__ == "__main__":
