@@ -62,7 +62,7 @@ def run_one(variant: str, seed: int, steps: int, out: Path) -> None:
     torch.set_num_threads(1)  # a shared machine: more threads only contend
     from rlvr.config import load_config
     from rlvr.data.prompts import PromptSampler
-    from rlvr.launch.train_cli import preflight
+    from rlvr.launch.grpo_job import preflight
     from rlvr.learner.deepspeed_setup import free_port
     from rlvr.learner.learner import Learner
     from rlvr.rewards.service import RewardService
@@ -73,7 +73,7 @@ def run_one(variant: str, seed: int, steps: int, out: Path) -> None:
     cfg = load_config(REPO / "configs" / "tiny.yaml", [*COMMON, *VARIANTS[variant], f"run.seed={seed}",
                                                         f"run.steps={steps}", f"run.output_dir={out}",
                                                         "run.overwrite=true"])
-    model_path, tokenizer, examples = preflight(cfg)
+    model_path, tokenizer, examples, _ = preflight(cfg)  # no held-out curve here
     learner = Learner(cfg, model_path, rank=0, world_size=1)
     learner.setup("127.0.0.1", free_port(), cfg.grad_accum_steps, steps * cfg.algorithm.mini_batches)
     rewards = RewardService(cfg.rewards, stop=cfg.rollout.stop)
