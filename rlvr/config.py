@@ -217,6 +217,21 @@ class AlgorithmSection(_Section):
     groups with mixed rewards (0: skip)."""
 
 
+class TokenSelectionSection(_Section):
+    """Selective-token training (rlvr/algo/token_selection.py): per micro-batch, only the selected share of the
+    loss tokens carries the loss, normalised over the selected tokens of all ranks. Every stage (pretrain, SFT,
+    GRPO) that trains on the learner applies it."""
+
+    strategy: Literal["all", "confidence", "entropy", "random"] = "all"
+    """all: every token; confidence: lowest p(target) first; entropy: highest entropy first; random: the same
+    count at random (seeded by run.seed, the optimizer step and the micro-batch)."""
+    keep_fraction: float = Field(1.0, gt=0, le=1)
+    warmup_steps: int = Field(0, ge=0)
+    """Optimizer steps of each stage that keep every token before selection starts."""
+    min_tokens: int = Field(1, ge=0)
+    """Keep at least this many tokens of a micro-batch (all of them if it has fewer)."""
+
+
 class LearnerSection(_Section):
     num_actors: int = Field(2, ge=1)
     """Data-parallel DeepSpeed ranks."""
@@ -233,6 +248,7 @@ class LearnerSection(_Section):
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     """auto: nccl when the learner has a GPU, gloo otherwise."""
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
+    token_selection: TokenSelectionSection = Field(default_factory=TokenSelectionSection)
 
 
 class ClusterSection(_Section):
@@ -358,6 +374,14 @@ class RunConfig(_Section):
             if spec.num_gpus < 1 or spec.num_gpus != int(spec.num_gpus):
                 raise ValueError(f"rollout.weight_sync=nccl needs whole GPUs per actor, but {role}.resources.num_gpus "
                                  f"is {spec.num_gpus:g}")
+        return self
+
+    @model_validator(mode="after")
+    def _selection_counts_tokens(self) -> RunConfig:
+        # the global normaliser of a selection is a count of kept tokens; a per-sequence mean has none to divide by
+        if self.learner.token_selection.strategy != "all" and self.algorithm.loss_agg != "token_mean":
+            raise ValueError("learner.token_selection needs algorithm.loss_agg=token_mean (the selected tokens "
+                             f"are the normaliser), got {self.algorithm.loss_agg!r}")
         return self
 
     @model_validator(mode="after")

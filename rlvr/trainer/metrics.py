@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from rlvr.algo.token_selection import selection_metrics
 from rlvr.config import ConfigError, RunConfig
 
 
@@ -35,7 +36,7 @@ def learner_metrics(stats: dict[str, float]) -> dict[str, float]:
     tokens = max(stats.get("tokens", 0.0), 1.0)
     out = {f"learner/{key.removesuffix('_sum')}": v / tokens for key, v in stats.items() if key.endswith("_sum")}
     out["learner/grad_norm"], out["learner/lr"] = stats["grad_norm"], stats["lr"]
-    return out
+    return {**out, **selection_metrics(stats)}
 
 
 def prometheus_name(key: str) -> str:
