@@ -18,14 +18,14 @@ from rlvr.algo import grpo
 from rlvr.algo.interpolate import interpolate_state_dicts
 from rlvr.algo.grpo import AGGREGATIONS
 from rlvr.algo.losses import LossInputs, build_loss
-from rlvr.algo.token_selection import build_selection, selection_stats
+from rlvr.algo.token_selection import build_selection
 from rlvr.config import RunConfig
 from rlvr.data.packing import PackedRow, collate_packed
 from rlvr.learner.batch import MicroBatch, collate
 from rlvr.learner.deepspeed_setup import ds_config, init_process_group, lr_lambda, resolve_backend
 from rlvr.learner.full_weights import iter_full_weights, weight_metas
 from rlvr.learner.old_logprobs import EngineLogprobs, OldLogprobs, OnPolicy, PreviousWeights, Recomputed
-from rlvr.learner.selective_head import kept_logprobs, scatter_kept, score_pass, trunk_hidden
+from rlvr.learner.selective_head import scatter_kept, select_and_score, trunk_hidden
 from rlvr.model_io import load_model
 from rlvr.rollout.base import Rollout
 from rlvr.rollout.weight_sync import NameFilter, WeightSender, plan_buckets
@@ -204,14 +204,8 @@ class Learner:
 
     def _select(self, hidden_BTH: torch.Tensor, targets_BT: torch.Tensor, mask_BT: torch.Tensor,
                 temperature: float, global_k: int):
-        """Score every position without grad, keep the selection's share, run the head with grad on those only."""
-        head = self.engine.module.get_output_embeddings()
-        logp_all_BT, entropy_BT = score_pass(head, hidden_BTH.detach(), targets_BT, temperature)
-        keep_BT = self.selection.select(logp_all_BT, entropy_BT, mask_BT, self.engine.global_steps, global_k)
-        logp_N = kept_logprobs(head, hidden_BTH, targets_BT, keep_BT, temperature)
-        stats = selection_stats(keep_BT, mask_BT, logp_all_BT, entropy_BT)
-        stats["select_nll_all"] = -float((logp_all_BT * mask_BT).sum())  # the plain loss, for comparison
-        return keep_BT, logp_N, entropy_BT, stats
+        return select_and_score(self.selection, self.engine.module.get_output_embeddings(), hidden_BTH, targets_BT,
+                                mask_BT, temperature, self.engine.global_steps, global_k)
 
     # -- causal-LM stages (pretraining, SFT) -------------------------------------------------------------------
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from rlvr.algo.token_selection import TokenSelection, selection_stats
+
 SCORE_CHUNK_TOKENS = 4096
 """Positions per chunk of the no-grad pass: a [4096, V] float32 block (0.8 GB at SmolLM2's V=49152)."""
 
@@ -54,3 +56,16 @@ def kept_logprobs(head: torch.nn.Module, hidden_BTH: torch.Tensor, targets_BT: t
 def scatter_kept(logp_N: torch.Tensor, keep_BT: torch.Tensor) -> torch.Tensor:
     """logp_N back at its positions of a [B, T] tensor, 0 elsewhere (the loss masks those out); keeps the grad."""
     return torch.zeros(keep_BT.shape, dtype=logp_N.dtype, device=logp_N.device).masked_scatter(keep_BT, logp_N)
+
+
+def select_and_score(selection: TokenSelection, head: torch.nn.Module, hidden_BTH: torch.Tensor,
+                     targets_BT: torch.Tensor, mask_BT: torch.Tensor, temperature: float, step: int,
+                     micro_batch: int):
+    """Score every position without grad, keep the selection's share, run the head with grad on those only.
+    Returns (keep_BT, logp_N with grad, entropy_BT, summed statistics for `selection_metrics`)."""
+    logp_all_BT, entropy_BT = score_pass(head, hidden_BTH.detach(), targets_BT, temperature)
+    keep_BT = selection.select(logp_all_BT, entropy_BT, mask_BT, step, micro_batch)
+    logp_N = kept_logprobs(head, hidden_BTH, targets_BT, keep_BT, temperature)
+    stats = selection_stats(keep_BT, mask_BT, logp_all_BT, entropy_BT)
+    stats["select_nll_all"] = -float((logp_all_BT * mask_BT).sum())  # the plain loss, for comparison
+    return keep_BT, logp_N, entropy_BT, stats
