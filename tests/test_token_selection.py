@@ -31,7 +31,7 @@ def positions(keep_BT: torch.Tensor) -> set[tuple[int, int]]:
 
 def test_kept_count_is_the_ceiling_with_floor_and_cap():
     assert [kept_count(n, 0.5, 1) for n in (0, 1, 5, 6)] == [0, 1, 3, 3]
-    assert kept_count(10, 0.3, 1) == 3  # not 4: 0.3 * 10 is 3.0000000000000004 in floats
+    assert kept_count(10, 0.7, 1) == 7  # not 8: 0.7 * 10 is 7.000000000000001 in floats
     assert kept_count(10, 0.2, 5) == 5 and kept_count(3, 0.2, 5) == 3
 
 
@@ -48,6 +48,8 @@ def test_entropy_keeps_the_highest_entropy_loss_tokens():
 def test_ties_min_tokens_and_keep_all():
     scores = torch.zeros(2, 4)
     assert positions(select_tokens(scores, MASK_BT, 0.5, 1)) == {(0, 0), (0, 1), (0, 2)}  # row-major first
+    # ceil(4.8) = 5: row-major, past the masked-out (0, 3) and (1, 0) though they tie
+    assert positions(select_tokens(scores, MASK_BT, 0.8, 1)) == {(0, 0), (0, 1), (0, 2), (1, 1), (1, 2)}
     assert positions(select_tokens(-LOGP_BT, MASK_BT, 0.1, 2)) == {(1, 2), (0, 1)}  # ceil(0.6)=1, floor 2
     assert torch.equal(select_tokens(-LOGP_BT, MASK_BT, 1.0, 1), MASK_BT)
 
@@ -134,7 +136,8 @@ def test_grpo_keep_all_equals_the_plain_loss_and_gradient(process_group, tiny_mo
     plain = plain_l.train_grpo(rollouts)
     kept_l = build(tiny_model_dir, tmp_path / "kept", *select("confidence", 1.0))
     kept = kept_l.train_grpo(rollouts)
-    half = build(tiny_model_dir, tmp_path / "half", *select("confidence", 0.5)).train_grpo(rollouts)
+    half_l = build(tiny_model_dir, tmp_path / "half", *select("confidence", 0.5))
+    half = half_l.train_grpo(rollouts)
     assert plain["grad_norm"] > 0
     assert kept["grad_norm"] == pytest.approx(plain["grad_norm"], rel=1e-5)
     assert kept["pg_loss_sum"] == pytest.approx(plain["pg_loss_sum"], abs=1e-5)
@@ -146,6 +149,7 @@ def test_grpo_keep_all_equals_the_plain_loss_and_gradient(process_group, tiny_mo
     assert half["tokens"] == sum(-(-sum(len(r.completion_ids) for r in rollouts[i:i + 4]) // 2)
                                  for i in range(0, 16, 4))
     assert abs(half["grad_norm"] - plain["grad_norm"]) > 1e-3 * plain["grad_norm"]
+    assert half_l._loss_scale(rollouts) * half_l.grad_accum_steps == half["tokens"]  # normalised by the kept
     assert learner_metrics(half)["select/entropy_kept"] > 0
 
 
@@ -167,3 +171,20 @@ def test_lm_keep_all_equals_the_plain_loss_and_gradient(process_group, tiny_mode
     per_mb = [int(collate_packed(rows[i:i + 4]).loss_mask_BT.sum()) for i in range(0, 8, 4)]
     assert random["tokens"] == random["select_kept"] == sum(-(-n // 4) for n in per_mb)
     assert random["select_dropped"] == sum(per_mb) - random["tokens"]
+
+
+@pytest.mark.slow
+def test_lm_random_selection_two_ranks_equal_one_rank(ray_cluster, tiny_model_dir, tmp_path):
+    """The kept count is known per micro-batch before the forward pass and random draws by global micro-batch
+    index: so 2 ranks x 1 micro-batch select, normalise and step exactly as 1 rank x 2 micro-batches."""
+    from tests.test_lm_learner import train_once
+
+    common = ["learner.micro_batch_size=2", "learner.lr=1e-2", "learner.resources.num_cpus=1", *select("random", 0.4)]
+    one = tiny_config(tiny_model_dir, tmp_path / "one", "learner.num_actors=1", *common)
+    two = tiny_config(tiny_model_dir, tmp_path / "two", "learner.num_actors=2", *common)
+    rows = make_rows(40, vocab=60, seq_len=24)[:4]
+    s1, w1 = train_once(one, tiny_model_dir, rows)
+    s2, w2 = train_once(two, tiny_model_dir, rows)
+    assert s1["tokens"] == s2["tokens"] == s1["select_kept"] < s1["select_kept"] + s1["select_dropped"]
+    assert s1["loss_sum"] == pytest.approx(s2["loss_sum"], abs=1e-4)
+    assert max_diff(w1, w2) < 1e-5

@@ -28,7 +28,7 @@ STRATEGIES = ("all", "confidence", "entropy", "random")
 
 
 def kept_count(n_tokens: int, keep_fraction: float, min_tokens: int) -> int:
-    """ceil(keep_fraction * n), at least min_tokens, at most n. round(): 0.3 * 10 is 3.0000000000000004."""
+    """ceil(keep_fraction * n), at least min_tokens, at most n. round(): 0.7 * 10 is 7.000000000000001."""
     return min(n_tokens, max(min_tokens, math.ceil(round(keep_fraction * n_tokens, 6))))
 
 
