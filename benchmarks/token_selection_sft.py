@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,9 @@ def train(out: Path, stage: str, sets: list[str], start_from: str | None = None)
            "--set", f"run.output_dir={out}", "--set", "learner.num_actors=1", "--set", "logging.progress_bar=false"]
     cmd += [a for s in sets for a in ("--set", s)] + (["--from", start_from] if start_from else [])
     print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    # address=local: always a fresh cluster of our own; on a shared machine another user's `ray start` would
+    # otherwise be joined (and num_cpus refused)
+    subprocess.run(cmd, check=True, env={**os.environ, "RAY_ADDRESS": "local"})
 
 
 def collect(run_dir: Path) -> dict:
