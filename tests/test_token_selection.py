@@ -108,7 +108,7 @@ COMMON = ("data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.mi
           "learner.num_actors=1", "learner.backend=gloo", "learner.lr=1e-2", "learner.grad_clip=0")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # destroyed once, at the end: DeepSpeed cannot re-create it in-process
 def process_group():
     yield
     if dist.is_initialized():
