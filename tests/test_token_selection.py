@@ -102,6 +102,12 @@ def test_selection_with_a_per_sequence_mean_is_refused(tiny_model_dir, tmp_path)
         tiny_config(tiny_model_dir, tmp_path, "learner.token_selection.strategy=entropy", "algorithm.loss_agg=seq_mean")
 
 
+def test_selection_with_packed_grpo_micro_batches_is_refused(tiny_model_dir, tmp_path):
+    with pytest.raises(ConfigError, match="not supported with learner.max_tokens_per_micro_batch"):
+        tiny_config(tiny_model_dir, tmp_path, "learner.token_selection.strategy=random",
+                    "learner.max_tokens_per_micro_batch=256")
+
+
 # -- through the learner, one rank in this process -----------------------------------------------------------------
 
 COMMON = ("data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.micro_batch_size=4",
