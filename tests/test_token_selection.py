@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.distributed as dist
 
 from rlvr.algo.token_selection import (TokenSelection, draw_seed, kept_count, select_tokens, selection_metrics,
                                        selection_stats)
@@ -17,6 +16,7 @@ from rlvr.learner.learner import Learner
 from rlvr.trainer.metrics import learner_metrics
 from tests.conftest import tiny_config
 from tests.test_learner_dp import make_rollouts
+from tests.test_learner_inprocess import process_group  # noqa: F401  (the fixture: one process group per session)
 from tests.test_lm_learner import make_rows
 
 T = torch.tensor
@@ -114,13 +114,6 @@ COMMON = ("data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.mi
           "learner.num_actors=1", "learner.backend=gloo", "learner.lr=1e-2", "learner.grad_clip=0")
 
 
-@pytest.fixture(scope="session")  # destroyed once, at the end: DeepSpeed cannot re-create it in-process
-def process_group():
-    yield
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def build(model_dir: str, tmp_path, *overrides: str, accum: int | None = None) -> Learner:
     cfg = tiny_config(model_dir, tmp_path, *COMMON, *overrides)
     learner = Learner(cfg, model_dir, rank=0, world_size=1)
@@ -136,7 +129,7 @@ def max_diff(a: dict, b: dict) -> float:
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
-def test_grpo_keep_all_equals_the_plain_loss_and_gradient(process_group, tiny_model_dir, tmp_path):
+def test_grpo_keep_all_equals_the_plain_loss_and_gradient(process_group, tiny_model_dir, tmp_path):  # noqa: F811
     rollouts = make_rollouts(16, vocab=60, seed=2)
     plain_l = build(tiny_model_dir, tmp_path / "plain")
     plain = plain_l.train_grpo(rollouts)
@@ -159,7 +152,7 @@ def test_grpo_keep_all_equals_the_plain_loss_and_gradient(process_group, tiny_mo
     assert learner_metrics(half)["select/entropy_kept"] > 0
 
 
-def test_lm_keep_all_equals_the_plain_loss_and_gradient(process_group, tiny_model_dir, tmp_path):
+def test_lm_keep_all_equals_the_plain_loss_and_gradient(process_group, tiny_model_dir, tmp_path):  # noqa: F811
     rows = make_rows(40, vocab=60, seq_len=24)[:8]
     accum = len(rows) // 4
     plain_l = build(tiny_model_dir, tmp_path / "plain", accum=accum)
