@@ -55,8 +55,6 @@ def assign_bundles(bundles: list[Resources], nodes: list[Resources], strategy: s
         i = order[pos]
         prev = order[pos - 1] if pos else None
         start = placed[prev] if prev is not None and bundles[prev] == bundles[i] else 0
-        if strategy == "STRICT_SPREAD" and prev is not None and bundles[prev] == bundles[i]:
-            start += 1  # equal bundles on distinct nodes: the next one goes strictly later
         for n in range(start, len(nodes)):
             if (strategy == "STRICT_SPREAD" and used[n]) or not _fits(bundles[i], free[n]):
                 continue
