@@ -12,6 +12,7 @@ import io
 import json
 import os
 import sys
+from pathlib import Path
 
 import ray
 from ray.cluster_utils import Cluster
@@ -88,8 +89,13 @@ def main(model_dir: str, out_dir: str) -> None:
     result: dict = {"head": cluster.head_node.node_id, "gpu_nodes": [n.node_id for n in gpu_nodes], "layouts": {}}
     for name, sets in LAYOUTS.items():
         result["layouts"][name] = probe_layout(load_config(NCCL_PRESET, common + sets))
-    # 9 whole GPUs on 8; and a TP=8 engine on nodes of 4: both refused before any actor starts
-    base = [NCCL_PRESET, *[f"--set={s}" for s in common], "--set=data.source=copy_digits", "--set=data.path=null",
+    # 9 whole GPUs on 8; a TP=8 engine on nodes of 4; TP=3 for 8 heads: each refused before any actor starts
+    from rlvr.config import ModelSection, RandomInit
+    from rlvr.model_io import resolve_model_path
+
+    heads8 = resolve_model_path(ModelSection(random_init=RandomInit(hidden_size=32, num_layers=1, num_heads=8)),
+                                Path(out_dir) / "heads8", seed=0)
+    base = [NCCL_PRESET, *[f"--set={s}" for s in common], f"--set=model.path={heads8}", "--set=data.source=copy_digits", "--set=data.path=null",
             "--set=data.chat_template=false", "--set=model.dtype=float32", "--set=data.prompt_template='{prompt}'",
             "--set=rollout.max_new_tokens=16"]
     result["cli"] = {
@@ -97,6 +103,8 @@ def main(model_dir: str, out_dir: str) -> None:
                                          "--set=learner.micro_batch_size=8", "--set=rollout.num_actors=1"]),
         "tp_beyond_node": cli_on_cluster([*base, f"--set=run.output_dir={out_dir}/b",
                                           "--set=rollout.tensor_parallel_size=8", "--set=rollout.resources.num_gpus=8"]),
+        "heads": cli_on_cluster([*base, f"--set=run.output_dir={out_dir}/c",
+                                 "--set=rollout.tensor_parallel_size=3", "--set=rollout.resources.num_gpus=3"]),
     }
     print(json.dumps(result), flush=True)
     ray.shutdown()

@@ -15,7 +15,7 @@ import pytest
 
 from rlvr.config import ConfigError, load_config
 from rlvr.launch.cluster import check_feasible
-from rlvr.launch.layout import assign_bundles, broadcast_layout, check_packing
+from rlvr.launch.layout import assign_bundles, broadcast_layout, check_packing, check_tensor_parallel_model
 from rlvr.rollout.worker import vllm_engine_options
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +58,18 @@ def test_tensor_parallel_engines_use_their_own_processes():
 def test_tensor_parallel_config_errors(sets, needle):
     with pytest.raises(ConfigError, match=needle):
         nccl_cfg(*sets)
+
+
+@pytest.mark.parametrize("heads, ok", [(9, False), (14, True)])  # SmolLM2-135M's heads; Qwen2.5-0.5B's
+def test_tensor_parallel_must_divide_the_heads(tmp_path, heads, ok):
+    (tmp_path / "config.json").write_text(json.dumps({"num_attention_heads": heads}))
+    cfg = nccl_cfg(*TP2)
+    if ok:
+        check_tensor_parallel_model(cfg, str(tmp_path))
+    else:
+        with pytest.raises(ConfigError, match="tensor_parallel_size=2 does not divide the model's 9 attention heads"):
+            check_tensor_parallel_model(cfg, str(tmp_path))
+    check_tensor_parallel_model(nccl_cfg(), str(tmp_path))  # TP=1: any model
 
 
 def test_four_learners_do_not_fit_two_gpus():
@@ -157,6 +169,7 @@ def test_eight_gpus_of_two_nodes_all_used(simulated):
 @pytest.mark.parametrize("case, needle", [
     ("too_many_gpus", "the run needs 9 GPU in all"),
     ("tp_beyond_node", "tensor_parallel_size=8 needs 8 GPUs on one node"),
+    ("heads", "tensor_parallel_size=3 does not divide the model's 8 attention heads"),
 ])
 def test_impossible_layout_is_one_line_before_any_actor(simulated, case, needle):
     res = simulated["cli"][case]

@@ -116,3 +116,18 @@ def broadcast_layout(cfg: RunConfig) -> list[BroadcastRank]:
         ranks += [BroadcastRank(offset + t, "rollout", engine, t) for t in range(tp)]
     assert len(ranks) == world
     return ranks
+
+
+def check_tensor_parallel_model(cfg: RunConfig, model_path: str) -> None:
+    """vLLM splits the attention heads across an engine's TP workers: the heads must divide (SmolLM2-135M's 9 do
+    not divide by 2; Qwen2.5-0.5B's 14 do). Read from config.json, before any engine starts."""
+    import json
+    from pathlib import Path
+
+    tp = cfg.rollout.tensor_parallel_size
+    if tp == 1:
+        return
+    heads = json.loads((Path(model_path) / "config.json").read_text()).get("num_attention_heads")
+    if heads and heads % tp:
+        raise ConfigError(f"rollout.tensor_parallel_size={tp} does not divide the model's {heads} attention heads "
+                          f"({model_path}): vLLM gives each TP worker an equal share of them")
