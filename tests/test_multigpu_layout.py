@@ -15,7 +15,7 @@ import pytest
 
 from rlvr.config import ConfigError, load_config
 from rlvr.launch.cluster import check_feasible
-from rlvr.launch.layout import assign_bundles, broadcast_layout, check_packing, check_tensor_parallel_model
+from rlvr.launch.layout import SearchTooLarge, assign_bundles, broadcast_layout, check_packing, check_tensor_parallel_model
 from rlvr.rollout.worker import vllm_engine_options
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,6 +109,9 @@ def test_assign_bundles_strategies():
     assert where is not None and all(sum(g for g, n in zip(sizes, where) if n == k) <= 10 for k in (0, 1))
     # 8 learners and 8 engines of 1 GPU on 4 nodes of 4: the W3-at-16-GPUs shape resolves quickly
     assert assign_bundles([one] * 16 + [{"CPU": 1.0}], gpu_nodes(4, 4, 4, 4)) is not None
+    # the search has a bound: past it the layout is left to Ray (check_packing does not refuse it)
+    with pytest.raises(SearchTooLarge):
+        assign_bundles([{"GPU": float(g)} for g in sizes], gpu_nodes(10, 10), max_steps=3)
 
 
 # -- on a simulated GPU cluster -----------------------------------------------------------------------------------

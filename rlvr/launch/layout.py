@@ -26,12 +26,18 @@ def _fits(need: Resources, free: Resources) -> bool:
     return all(free.get(k, 0.0) + _EPS >= v for k, v in need.items())
 
 
-def assign_bundles(bundles: list[Resources], nodes: list[Resources], strategy: str = "PACK") -> list[int] | None:
+class SearchTooLarge(Exception):
+    """The packing search gave up (`max_steps`): the layout is left to Ray's own placement."""
+
+
+def assign_bundles(bundles: list[Resources], nodes: list[Resources], strategy: str = "PACK",
+                   max_steps: int = 200_000) -> list[int] | None:
     """A node index per bundle such that every node holds its bundles, or None when there is no such assignment.
 
     PACK and SPREAD are preferences to Ray (any assignment will do); STRICT_PACK puts every bundle on one node,
-    STRICT_SPREAD each on a node of its own. Bundles are tried largest first, and a bundle equal to the previous
-    one never goes to an earlier node than it did (equal bundles are interchangeable): the search stays small.
+    STRICT_SPREAD each on a node of its own. Bundles are tried largest first; a bundle equal to the previous one
+    never goes to an earlier node than it did, and of nodes left in the same state only the first is tried (equal
+    bundles, and equal nodes, are interchangeable): the search stays small. Raises SearchTooLarge past max_steps.
     """
     if not bundles:
         return []
@@ -46,40 +52,54 @@ def assign_bundles(bundles: list[Resources], nodes: list[Resources], strategy: s
     order = sorted(range(len(bundles)), key=lambda i: (-bundles[i].get("GPU", 0.0), -sum(bundles[i].values()),
                                                        sorted(bundles[i].items())))
     free = [dict(n) for n in nodes]
-    used = [False] * len(nodes)
+    count = [0] * len(nodes)  # bundles on each node
     placed: dict[int, int] = {}
+    steps = 0
+
+    def state(n: int) -> tuple:
+        return count[n] > 0, tuple(sorted((k, round(v, 6)) for k, v in free[n].items()))
 
     def place(pos: int) -> bool:
+        nonlocal steps
         if pos == len(order):
             return True
+        steps += 1
+        if steps > max_steps:
+            raise SearchTooLarge(f"more than {max_steps} steps")
         i = order[pos]
         prev = order[pos - 1] if pos else None
         start = placed[prev] if prev is not None and bundles[prev] == bundles[i] else 0
+        tried: set[tuple] = set()
         for n in range(start, len(nodes)):
-            if (strategy == "STRICT_SPREAD" and used[n]) or not _fits(bundles[i], free[n]):
+            if (strategy == "STRICT_SPREAD" and count[n]) or not _fits(bundles[i], free[n]) or state(n) in tried:
                 continue
+            tried.add(state(n))
             for k, v in bundles[i].items():
                 free[n][k] = free[n].get(k, 0.0) - v
-            used[n], placed[i] = True, n
+            count[n], placed[i] = count[n] + 1, n
             if place(pos + 1):
                 return True
             for k, v in bundles[i].items():
                 free[n][k] += v
-            used[n] = any(placed.get(j) == n for j in placed if j != i)
+            count[n] -= 1
             del placed[i]
         return False
 
     return [placed[i] for i in range(len(bundles))] if place(0) else None
 
 
-def check_packing(cfg: RunConfig, nodes: list[Resources], only: tuple[str, ...] | None = None) -> list[int]:
-    """The node index of each bundle, in `Placement`'s bundle order; ConfigError when they cannot all be placed."""
+def check_packing(cfg: RunConfig, nodes: list[Resources], only: tuple[str, ...] | None = None) -> list[int] | None:
+    """The node index of each bundle, in `Placement`'s bundle order (None: too many to decide); ConfigError when
+    they cannot all be placed."""
     from rlvr.launch.cluster import _fmt, bundle, roles
 
     rs = roles(cfg, only)
     bundles = [bundle(r.spec) for r in rs for _ in range(r.count)]
     strategy = cfg.cluster.placement_strategy
-    where = assign_bundles(bundles, nodes, strategy)
+    try:
+        where = assign_bundles(bundles, nodes, strategy)
+    except SearchTooLarge:
+        return None  # undecided: Ray places it or times out with cluster.actor_timeout_s
     if where is None:
         wanted = " + ".join(f"{r.count} {r.name} x {{{_fmt(bundle(r.spec))}}}" for r in rs)
         raise ConfigError(f"impossible layout: {wanted} cannot all be placed at once ({strategy}) on the cluster's "
