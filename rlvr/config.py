@@ -70,6 +70,18 @@ class ModelSection(_Section):
         return self
 
 
+class FilterSpec(BaseModel):
+    """One record filter (`rlvr.data.filters`): a registered name or `module:factory`; every other key is passed to
+    the filter's factory (checked when the filters are built, before any actor starts)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class DataSection(_Section):
     source: Literal["copy_digits", "add_digits", "word_problems", "gsm8k", "jsonl"] = "copy_digits"
     """Built-in generated tasks (`copy_digits`, `add_digits`, `word_problems`: the train split of
@@ -85,6 +97,9 @@ class DataSection(_Section):
     prompts_per_step: int = Field(8, ge=1)
     num_examples: int = Field(2000, ge=1)
     """For generated sources: how many examples to generate."""
+    filters: list[FilterSpec] = Field(default_factory=list)
+    """Record filters applied, in order, to every stage's data (prompts, pretraining text, SFT chats, the held-out
+    set); a pipeline stage can override them in its `overrides`."""
 
     @model_validator(mode="after")
     def _path_needed(self) -> DataSection:

@@ -84,4 +84,4 @@ def test_pipeline_end_to_end_hands_each_stage_to_the_next(tmp_path):
     assert (out / "grpo" / "metrics.jsonl").is_file()
     # any stage can run alone: the GRPO stage now finds the SFT export it starts from
     stages, start = select(plan(load_config(TINY, [f"run.output_dir={out}"])), ["grpo"], None)
-    assert [s.name for s in stages] == ["grpo"] and start == results["sft"]["export"]
+    assert [s.name for s in stages] == ["grpo"] and start.model_path == results["sft"]["export"]
