@@ -17,13 +17,15 @@ SUBCOMMANDS = {
     "train": "rlvr.launch.train_cli:main",
     "eval": "rlvr.eval.cli:main",
     "submit": "rlvr.launch.submit:main",
+    "data": "rlvr.data.curate_cli:main",
 }
 
-USAGE = """usage: rlvr {train,eval,submit} [args...]
+USAGE = """usage: rlvr {train,eval,submit,data} [args...]
 
   rlvr train [CONFIG] [--set key=value ...]   run a training job (no CONFIG: the embedded default pipeline)
   rlvr eval ...                               evaluate a model or checkpoint (rlvr eval --help)
   rlvr submit CONFIG ...                      check, then submit a job to a Ray cluster (rlvr submit --help)
+  rlvr data CONFIG [--set key=value ...]      curate the config's `curate.sources` on Ray Data (docs/curation.md)
 """
 
 

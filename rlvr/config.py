@@ -289,10 +289,81 @@ class LMStageSection(_Section):
     log_every: int = Field(10, ge=1)
 
 
+class CurateSourceSpec(_Section):
+    """One input of the curation stage: a file, folder or hub name read through `rlvr.data.records`."""
+
+    path: str = Field(min_length=1)
+    text_key: str = "text"
+    """Column holding the document text; with `answer_key`, the document is `text_key` + newline + `answer_key`."""
+    answer_key: str | None = None
+    split: str | None = None
+    """Split of a `datasets` source (default: its only or first split)."""
+    limit: int | None = Field(None, ge=1)
+    """Read only the first `limit` records."""
+
+
+class EvalSetSpec(_Section):
+    path: str = Field(min_length=1)
+    """A file or dataset; a relative path that does not exist is looked up in $RLVR_DATA_DIR, else ../shared/data
+    next to the repository."""
+    key: str = "question"
+
+
+def _default_eval_sets() -> list[EvalSetSpec]:
+    return [EvalSetSpec(path="gsm8k/test.jsonl", key="question"),
+            EvalSetSpec(path="math500/test.jsonl", key="problem")]
+
+
+class MinHashSpec(_Section):
+    enabled: bool = True
+    shingle: int = Field(5, ge=1, le=64)
+    """Words per shingle."""
+    num_perm: int = Field(128, ge=8, le=1024)
+    bands: int = Field(16, ge=1)
+    rows: int = Field(8, ge=1)
+    threshold: float = Field(0.7, gt=0, le=1)
+    """Estimated Jaccard similarity at or above which a candidate joins its bucket's first document's cluster."""
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _fits(self) -> MinHashSpec:
+        if self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands*rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        return self
+
+
+class DecontamSpec(_Section):
+    enabled: bool = True
+    ngram: int = Field(13, ge=1, le=64)
+    """Words per n-gram; an evaluation item shorter than this is matched whole."""
+    eval_sets: list[EvalSetSpec] = Field(default_factory=_default_eval_sets)
+    action: Literal["remove", "flag"] = "remove"
+    """`flag`: keep the document with `contaminated: true`."""
+
+
+class CurateSection(_Section):
+    """The `data` stage (`rlvr data CONFIG`, rlvr.data.curate): normalise, gate, deduplicate, decontaminate on Ray
+    Data; writes Parquet shards and manifest.json under OUTPUT_DIR/curated (or `output`)."""
+
+    sources: list[CurateSourceSpec] = Field(default_factory=list)
+    output: str | None = None
+    min_chars: int = Field(1, ge=0)
+    max_chars: int = Field(100_000, ge=1)
+    max_non_text: float = Field(0.3, ge=0, le=1)
+    """Largest share of characters that are not letters, digits, spaces or common punctuation."""
+    exact_dedup: bool = True
+    minhash: MinHashSpec = Field(default_factory=MinHashSpec)
+    decontaminate: DecontamSpec = Field(default_factory=DecontamSpec)
+    batch_size: int = Field(1024, ge=1)
+    """Documents per Ray Data batch."""
+    shards: int = Field(4, ge=1)
+    """Parquet files written (and Ray Data blocks the work is split into)."""
+
+
 class StageSpec(_Section):
     """One stage of a pipeline: its kind and the config values that differ for it."""
 
-    kind: Literal["pretrain", "sft", "grpo"]
+    kind: Literal["data", "pretrain", "sft", "grpo"]
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
     """Directory under run.output_dir and the name `--stage` selects (default: the kind)."""
     overrides: dict[str, Any] = Field(default_factory=dict)
@@ -336,6 +407,7 @@ class RunConfig(_Section):
     """A pipeline (e.g. pretrain -> sft -> grpo), each stage starting from the previous one's final export;
     empty: one GRPO stage (rlvr.launch.pipeline)."""
     stage_eval: StageEvalSection = Field(default_factory=StageEvalSection)
+    curate: CurateSection = Field(default_factory=CurateSection)
 
     @model_validator(mode="after")
     def _batch_divides(self) -> RunConfig:

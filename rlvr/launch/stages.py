@@ -71,5 +71,21 @@ def run_sft(cfg: RunConfig) -> StageResult:
     return StageResult(final_model(cfg), None, metrics)
 
 
+def run_data(cfg: RunConfig) -> StageResult:
+    """Curation (`rlvr.data.curate`): trains nothing, so the model passes through; the kept documents (Parquet
+    shards, column `text`) become the next stage's data."""
+    from rlvr.data.curate import run_curation
+    from rlvr.launch.cluster import connect
+
+    connect(cfg)
+    data_dir, manifest = run_curation(cfg.curate, cfg.run.output_dir)
+    print(f"[rlvr] data: {manifest['documents_in']} documents in, {manifest['documents_out']} out ("
+          + ", ".join(f"{s['step']} -{s['in'] - s['out']}" for s in manifest["steps"]) + f"); {data_dir}", flush=True)
+    metrics = {"data/documents_in": float(manifest["documents_in"]),
+               "data/documents_out": float(manifest["documents_out"])}
+    metrics.update({f"data/removed_{s['step']}": float(s["in"] - s["out"]) for s in manifest["steps"]})
+    return StageResult(cfg.model.path, str(data_dir), metrics)
+
+
 StageRunner = Callable[[RunConfig], StageResult]
-RUNNERS: dict[str, StageRunner] = {"pretrain": run_pretrain, "sft": run_sft, "grpo": run_grpo}
+RUNNERS: dict[str, StageRunner] = {"data": run_data, "pretrain": run_pretrain, "sft": run_sft, "grpo": run_grpo}

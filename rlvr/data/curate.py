@@ -1,0 +1,182 @@
+"""The `data` stage: documents in, near-duplicates, benchmark leaks and junk out, on Ray Data.
+
+Ray Data runs the per-document work (normalisation, quality measures, benchmark n-gram hits, MinHash signatures)
+in batches on the cluster's workers; the decisions that need every document at once (exact duplicates, LSH
+clusters) are made on the driver from the small per-document features, in input order, so one node and many
+nodes keep the same documents. The kept documents are written as Parquet shards with a manifest (per step:
+documents in/out and examples removed), and the stage hands the shard folder to the next stage.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlvr.config import ConfigError, CurateSection, DecontamSpec, MinHashSpec
+from rlvr.data import dedup
+from rlvr.data.records import open_source
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = 3
+"""Removed documents shown per step in the manifest."""
+
+
+def resolve(path: str) -> str:
+    """A path as given if it exists, else under $RLVR_DATA_DIR (default ../shared/data next to the repository)."""
+    if Path(path).exists() or Path(path).is_absolute():
+        return path
+    base = Path(os.environ.get("RLVR_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+    return str(base / path) if (base / path).exists() else path
+
+
+def read_documents(cfg: CurateSection) -> tuple[list[str], list[str]]:
+    """Texts and source names of every configured source, in order (sources one after another)."""
+    if not cfg.sources:
+        raise ConfigError("curate.sources is empty: name at least one file, folder or dataset to curate")
+    texts: list[str] = []
+    names: list[str] = []
+    for i, src in enumerate(cfg.sources):
+        rows = open_source(resolve(src.path), f"curate.sources[{i}].path", src.split, src.limit).located()
+        for where, row in itertools.islice(rows, src.limit):
+            keys = [src.text_key] + ([src.answer_key] if src.answer_key else [])
+            missing = [k for k in keys if k not in row]
+            if missing:
+                raise ConfigError(f"{where}: needs the key(s) {missing} for curate.sources[{i}] (has "
+                                  f"{sorted(row)[:8]})")
+            texts.append("\n".join(str(row[k]) for k in keys))
+            names.append(src.path)
+    return texts, names
+
+
+def eval_texts(spec: DecontamSpec) -> list[str]:
+    out = []
+    for i, ev in enumerate(spec.eval_sets):
+        for where, row in open_source(resolve(ev.path), f"curate.decontaminate.eval_sets[{i}].path").located():
+            if ev.key not in row:
+                raise ConfigError(f"{where}: no key {ev.key!r} for curate.decontaminate.eval_sets[{i}]")
+            out.append(str(row[ev.key]))
+    return out
+
+
+class Featurize:
+    """Per-batch work on a Ray Data worker: normalised text and the features the driver decides on."""
+
+    def __init__(self, minhash: MinHashSpec, index: dedup.NgramIndex | None):
+        self.hasher = dedup.MinHasher(minhash.num_perm, minhash.shingle, minhash.seed) if minhash.enabled else None
+        self.index = index
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        texts = [dedup.normalize(t) for t in batch["text"]]
+        out = {"text": np.array(texts, dtype=object), "source": batch["source"], "row": batch["row"],
+               "key": np.array([dedup.exact_key(t) for t in texts], dtype=object),
+               "chars": np.array([len(t) for t in texts], dtype=np.int64),
+               "non_text": np.array([dedup.non_text_share(t) for t in texts], dtype=np.float64),
+               "hits": np.array([self.index.hits(t) if self.index else 0 for t in texts], dtype=np.int64)}
+        if self.hasher is not None:
+            out["sig"] = self.hasher.signatures(texts)
+        return out
+
+
+def featurize(texts: list[str], names: list[str], cfg: CurateSection) -> dict[str, np.ndarray]:
+    """Features of every document through Ray Data, gathered on the driver in input order."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # the driver's decisions depend on order, not on placement
+    ctx.enable_progress_bars = False
+    index = dedup.NgramIndex(eval_texts(cfg.decontaminate), cfg.decontaminate.ngram) \
+        if cfg.decontaminate.enabled else None
+    items = [{"text": t, "source": s, "row": i} for i, (t, s) in enumerate(zip(texts, names))]
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(cfg.shards * 4, len(items))))
+    ds = ds.map_batches(Featurize, fn_constructor_args=(cfg.minhash, index), batch_size=cfg.batch_size,
+                        batch_format="numpy", concurrency=1 if len(items) < cfg.batch_size else None)
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for k, v in batch.items():
+            parts.setdefault(k, []).append(v)
+    feats = {k: np.concatenate(v) for k, v in parts.items()}
+    if not np.array_equal(feats["row"], np.arange(len(items))):
+        raise RuntimeError("Ray Data returned the documents out of order")  # preserve_order is the contract
+    return feats
+
+
+def _step(manifest: list[dict], name: str, keep: np.ndarray, removed: np.ndarray, texts: np.ndarray,
+          **counts: int) -> np.ndarray:
+    """Record one step (`removed`: documents this step drops among those still kept) and return the new mask."""
+    dropped = np.flatnonzero(keep & removed)
+    manifest.append({"step": name, "in": int(keep.sum()), "out": int((keep & ~removed).sum()), **counts,
+                     "removed_examples": [str(texts[i])[:200] for i in dropped[:EXAMPLES]]})
+    return keep & ~removed
+
+
+def decide(feats: dict[str, np.ndarray], cfg: CurateSection) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Which documents to keep, which are flagged as contaminated, and the manifest's steps."""
+    texts, n = feats["text"], len(feats["text"])
+    steps: list[dict] = []
+    keep = np.ones(n, bool)
+    short, long = feats["chars"] < cfg.min_chars, feats["chars"] > cfg.max_chars
+    junk = feats["non_text"] > cfg.max_non_text
+    keep = _step(steps, "quality", keep, short | long | junk, texts, too_short=int((keep & short).sum()),
+                 too_long=int((keep & long).sum()), non_text=int((keep & junk & ~short & ~long).sum()))
+    if cfg.exact_dedup:
+        first: dict[str, int] = {}
+        dup = np.zeros(n, bool)
+        for i in np.flatnonzero(keep):
+            dup[i] = first.setdefault(feats["key"][i], i) != i
+        keep = _step(steps, "exact_dedup", keep, dup, texts)
+    if cfg.minhash.enabled:
+        idx = np.flatnonzero(keep)
+        m = cfg.minhash
+        cluster = dedup.lsh_clusters(feats["sig"][idx], m.bands, m.rows, m.threshold)
+        near = np.zeros(n, bool)
+        near[idx] = cluster != np.arange(len(idx))
+        keep = _step(steps, "near_dedup", keep, near, texts, clusters=int(len(np.unique(cluster))))
+    flagged = np.zeros(n, bool)
+    if cfg.decontaminate.enabled:
+        leaked = feats["hits"] > 0
+        if cfg.decontaminate.action == "remove":
+            keep = _step(steps, "decontaminate", keep, leaked, texts)
+        else:
+            flagged = keep & leaked
+            steps.append({"step": "decontaminate", "in": int(keep.sum()), "out": int(keep.sum()),
+                          "flagged": int(flagged.sum()),
+                          "flagged_examples": [str(texts[i])[:200] for i in np.flatnonzero(flagged)[:EXAMPLES]]})
+    return keep, flagged, steps
+
+
+def write_output(out: Path, feats: dict[str, np.ndarray], keep: np.ndarray, flagged: np.ndarray,
+                 shards: int) -> Path:
+    import pandas as pd
+    import ray.data
+
+    data_dir = out / "data"
+    if data_dir.exists():
+        shutil.rmtree(data_dir)  # a rerun replaces the shards, never mixes them
+    df = pd.DataFrame({"text": feats["text"][keep].astype(str), "source": feats["source"][keep].astype(str),
+                       "contaminated": flagged[keep]})
+    ds = ray.data.from_pandas(df).repartition(max(1, min(shards, len(df))))
+    ds.write_parquet(str(data_dir))
+    return data_dir
+
+
+def run_curation(cfg: CurateSection, output_dir: str) -> tuple[Path, dict[str, Any]]:
+    """The whole stage; returns the Parquet folder and the manifest (also written as manifest.json)."""
+    t0 = time.perf_counter()
+    texts, names = read_documents(cfg)
+    feats = featurize(texts, names, cfg)
+    keep, flagged, steps = decide(feats, cfg)
+    out = Path(cfg.output or Path(output_dir) / "curated")
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = write_output(out, feats, keep, flagged, cfg.shards)
+    manifest = {"documents_in": len(texts), "documents_out": int(keep.sum()), "data": str(data_dir),
+                "seconds": round(time.perf_counter() - t0, 2), "steps": steps,
+                "config": cfg.model_dump(mode="json")}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return data_dir, manifest

@@ -1,0 +1,25 @@
+"""`rlvr data CONFIG [--set key=value ...]`: run the config's `curate` section alone (the `data` stage kind does
+the same inside a pipeline) and print the manifest's counts."""
+
+from __future__ import annotations
+
+import argparse
+
+from rlvr.config import load_config
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="rlvr data", description=__doc__)
+    p.add_argument("config", help="YAML with a `curate:` section (docs/curation.md)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set curate.minhash.threshold=0.8 (repeatable)")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    from rlvr.data.curate import read_documents, eval_texts
+    from rlvr.launch.stages import run_data
+
+    read_documents(cfg.curate)  # bad sources and keys fail here, before Ray starts
+    if cfg.curate.decontaminate.enabled:
+        eval_texts(cfg.curate.decontaminate)
+    run_data(cfg)
+    return 0
