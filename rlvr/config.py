@@ -356,6 +356,8 @@ class CurateSection(_Section):
     decontaminate: DecontamSpec = Field(default_factory=DecontamSpec)
     batch_size: int = Field(1024, ge=1)
     """Documents per Ray Data batch."""
+    workers: int | None = Field(None, ge=1)
+    """Ray Data map actors (each 1 CPU); None: from 1 up to one per batch, as the cluster has CPUs."""
     shards: int = Field(4, ge=1)
     """Parquet files written (and Ray Data blocks the work is split into)."""
 

@@ -81,6 +81,9 @@ class Featurize:
                "hits": np.array([self.index.hits(t) if self.index else 0 for t in texts], dtype=np.int64)}
         if self.hasher is not None:
             out["sig"] = self.hasher.signatures(texts)
+        import ray
+
+        out["node"] = np.full(len(texts), ray.get_runtime_context().get_node_id(), dtype=object)
         return out
 
 
@@ -95,8 +98,10 @@ def featurize(texts: list[str], names: list[str], cfg: CurateSection) -> dict[st
         if cfg.decontaminate.enabled else None
     items = [{"text": t, "source": s, "row": i} for i, (t, s) in enumerate(zip(texts, names))]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(cfg.shards * 4, len(items))))
+    pool = ray.data.ActorPoolStrategy(size=cfg.workers) if cfg.workers else \
+        ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, -(-len(items) // cfg.batch_size)))
     ds = ds.map_batches(Featurize, fn_constructor_args=(cfg.minhash, index), batch_size=cfg.batch_size,
-                        batch_format="numpy", concurrency=1 if len(items) < cfg.batch_size else None)
+                        batch_format="numpy", compute=pool)
     parts: dict[str, list[np.ndarray]] = {}
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         for k, v in batch.items():
@@ -176,7 +181,7 @@ def run_curation(cfg: CurateSection, output_dir: str) -> tuple[Path, dict[str, A
     out.mkdir(parents=True, exist_ok=True)
     data_dir = write_output(out, feats, keep, flagged, cfg.shards)
     manifest = {"documents_in": len(texts), "documents_out": int(keep.sum()), "data": str(data_dir),
-                "seconds": round(time.perf_counter() - t0, 2), "steps": steps,
+                "seconds": round(time.perf_counter() - t0, 2), "nodes": len(set(feats["node"])), "steps": steps,
                 "config": cfg.model_dump(mode="json")}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return data_dir, manifest
