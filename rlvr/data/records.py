@@ -109,14 +109,28 @@ def hub_source(name: str, config: str | None, split: str) -> HubSource:
         raise ConfigError(f"dataset {name!r}: not a local path, and the Hugging Face hub is offline (HF_HUB_OFFLINE)")
     try:
         from huggingface_hub import HfApi
-
-        HfApi().dataset_info(name, timeout=10)
+        from huggingface_hub.errors import HfHubHTTPError
     except ImportError:
         raise ConfigError(f"dataset {name!r}: not a local path, and hub datasets need `pip install datasets`") from None
-    except OSError as exc:  # requests' connection errors and the hub's HTTP errors are OSErrors
-        raise ConfigError(f"dataset {name!r}: not a local path, and the hub cannot serve it "
-                          f"({type(exc).__name__})") from None
+    # the hub client's transport errors (httpx's, requests' in older versions) share no base class but these
+    transport = tuple(_transport_errors())
+    try:
+        HfApi().dataset_info(name, timeout=10)
+    except (OSError, HfHubHTTPError, *transport) as exc:
+        raise ConfigError(f"dataset {name!r}: not a local path, and the hub cannot serve it (offline or unknown: "
+                          f"{type(exc).__name__})") from None
     return HubSource(name, config, split)
+
+
+def _transport_errors() -> list[type[BaseException]]:
+    out: list[type[BaseException]] = []
+    for module in ("httpx", "httpx2", "requests"):
+        try:
+            out.append(__import__(module).RequestError if module != "requests"
+                       else __import__(module).exceptions.RequestException)
+        except (ImportError, AttributeError):
+            continue
+    return out
 
 
 def is_hub_name(source: str) -> bool:
