@@ -78,7 +78,7 @@ class Featurize:
                "key": np.array([dedup.exact_key(t) for t in texts], dtype=object),
                "chars": np.array([len(t) for t in texts], dtype=np.int64),
                "non_text": np.array([dedup.non_text_share(t) for t in texts], dtype=np.float64),
-               "hits": np.array([self.index.hits(t) if self.index else 0 for t in texts], dtype=np.int64)}
+               "hits": self.index.hits_batch(texts) if self.index else np.zeros(len(texts), np.int64)}
         if self.hasher is not None:
             out["sig"] = self.hasher.signatures(texts)
         import ray
