@@ -292,7 +292,13 @@ class LMStageSection(_Section):
 class CurateSourceSpec(_Section):
     """One input of the curation stage: a file, folder or hub name read through `rlvr.data.records`."""
 
-    path: str = Field(min_length=1)
+    path: str | None = Field(None, min_length=1)
+    generated: Literal["pretrain"] | None = None
+    """Instead of a path: the run's generated pretraining corpus (`pretrain.source`), with planted cases below."""
+    plant_duplicates: int = Field(0, ge=0)
+    """Generated corpus only: this many of its documents again (half exact, half with a line added)."""
+    plant_held_out: int = Field(0, ge=0)
+    """Generated corpus only: this many held-out problems (stage_eval's) written into documents, as leaks."""
     text_key: str = "text"
     """Column holding the document text; with `answer_key`, the document is `text_key` + newline + `answer_key`."""
     answer_key: str | None = None
@@ -301,12 +307,28 @@ class CurateSourceSpec(_Section):
     limit: int | None = Field(None, ge=1)
     """Read only the first `limit` records."""
 
+    @model_validator(mode="after")
+    def _one_input(self) -> CurateSourceSpec:
+        if (self.path is None) == (self.generated is None):
+            raise ValueError("set exactly one of path and generated for each curate source")
+        if self.generated is None and (self.plant_duplicates or self.plant_held_out):
+            raise ValueError("plant_duplicates/plant_held_out apply only to a generated source")
+        return self
+
 
 class EvalSetSpec(_Section):
-    path: str = Field(min_length=1)
+    path: str | None = Field(None, min_length=1)
     """A file or dataset; a relative path that does not exist is looked up in $RLVR_DATA_DIR, else ../shared/data
     next to the repository."""
+    generated: Literal["held_out"] | None = None
+    """Instead of a path: the generated held-out problems stage_eval scores (word_problems)."""
     key: str = "question"
+
+    @model_validator(mode="after")
+    def _one_input(self) -> EvalSetSpec:
+        if (self.path is None) == (self.generated is None):
+            raise ValueError("set exactly one of path and generated for each evaluation set")
+        return self
 
 
 def _default_eval_sets() -> list[EvalSetSpec]:

@@ -36,13 +36,36 @@ def resolve(path: str) -> str:
     return str(base / path) if (base / path).exists() else path
 
 
-def read_documents(cfg: CurateSection) -> tuple[list[str], list[str]]:
-    """Texts and source names of every configured source, in order (sources one after another)."""
+def planted(docs: list[str], held_out: list[str], duplicates: int, leaks: int, seed: int) -> list[str]:
+    """A generated corpus with planted cases: `duplicates` copies of its documents (every other one with a line
+    added: a near-duplicate) and `leaks` held-out problems inside otherwise new documents."""
+    rng = np.random.default_rng(seed)
+    out = list(docs)
+    for j, i in enumerate(rng.choice(len(docs), min(duplicates, len(docs)), replace=False)):
+        lines = docs[i].split("\n")
+        out.append(docs[i] if j % 2 == 0 else "\n".join(lines + ["1 + 1 = 2"]))
+    for q in held_out[:leaks]:
+        out.append(f"A practice problem.\n{q}\nWork it out step by step.")
+    order = rng.permutation(len(out))  # planted cases anywhere in the corpus, not only at its end
+    return [out[k] for k in order]
+
+
+def read_documents(cfg: CurateSection, generated: dict[str, list[str]] | None = None
+                   ) -> tuple[list[str], list[str]]:
+    """Texts and source names of every configured source, in order (sources one after another); `generated`:
+    the run's generated corpora by name (`pretrain`), which the stage runner builds."""
     if not cfg.sources:
         raise ConfigError("curate.sources is empty: name at least one file, folder or dataset to curate")
     texts: list[str] = []
     names: list[str] = []
     for i, src in enumerate(cfg.sources):
+        if src.generated:
+            if not generated or src.generated not in generated:
+                raise ConfigError(f"curate.sources[{i}].generated={src.generated!r} needs a pipeline run (rlvr "
+                                  "train), which builds the generated corpus")
+            texts += generated[src.generated]
+            names += [f"generated:{src.generated}"] * len(generated[src.generated])
+            continue
         rows = open_source(resolve(src.path), f"curate.sources[{i}].path", src.split, src.limit).located()
         for where, row in itertools.islice(rows, src.limit):
             keys = [src.text_key] + ([src.answer_key] if src.answer_key else [])
@@ -55,9 +78,15 @@ def read_documents(cfg: CurateSection) -> tuple[list[str], list[str]]:
     return texts, names
 
 
-def eval_texts(spec: DecontamSpec) -> list[str]:
+def eval_texts(spec: DecontamSpec, generated: dict[str, list[str]] | None = None) -> list[str]:
     out = []
     for i, ev in enumerate(spec.eval_sets):
+        if ev.generated:
+            if not generated or ev.generated not in generated:
+                raise ConfigError(f"curate.decontaminate.eval_sets[{i}].generated={ev.generated!r} needs a pipeline "
+                                  "run (rlvr train)")
+            out += generated[ev.generated]
+            continue
         for where, row in open_source(resolve(ev.path), f"curate.decontaminate.eval_sets[{i}].path").located():
             if ev.key not in row:
                 raise ConfigError(f"{where}: no key {ev.key!r} for curate.decontaminate.eval_sets[{i}]")
@@ -87,14 +116,14 @@ class Featurize:
         return out
 
 
-def featurize(texts: list[str], names: list[str], cfg: CurateSection) -> dict[str, np.ndarray]:
+def featurize(texts: list[str], names: list[str], cfg: CurateSection, evals: list[str]) -> dict[str, np.ndarray]:
     """Features of every document through Ray Data, gathered on the driver in input order."""
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # the driver's decisions depend on order, not on placement
     ctx.enable_progress_bars = False
-    index = dedup.NgramIndex(eval_texts(cfg.decontaminate), cfg.decontaminate.ngram) \
+    index = dedup.NgramIndex(evals, cfg.decontaminate.ngram) \
         if cfg.decontaminate.enabled else None
     items = [{"text": t, "source": s, "row": i} for i, (t, s) in enumerate(zip(texts, names))]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(cfg.shards * 4, len(items))))
@@ -171,11 +200,13 @@ def write_output(out: Path, feats: dict[str, np.ndarray], keep: np.ndarray, flag
     return data_dir
 
 
-def run_curation(cfg: CurateSection, output_dir: str) -> tuple[Path, dict[str, Any]]:
+def run_curation(cfg: CurateSection, output_dir: str, generated: dict[str, list[str]] | None = None
+                 ) -> tuple[Path, dict[str, Any]]:
     """The whole stage; returns the Parquet folder and the manifest (also written as manifest.json)."""
     t0 = time.perf_counter()
-    texts, names = read_documents(cfg)
-    feats = featurize(texts, names, cfg)
+    texts, names = read_documents(cfg, generated)
+    evals = eval_texts(cfg.decontaminate, generated) if cfg.decontaminate.enabled else []
+    feats = featurize(texts, names, cfg, evals)
     keep, flagged, steps = decide(feats, cfg)
     out = Path(cfg.output or Path(output_dir) / "curated")
     out.mkdir(parents=True, exist_ok=True)

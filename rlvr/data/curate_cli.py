@@ -15,11 +15,12 @@ def main(argv: list[str]) -> int:
                    help="override a config value, e.g. --set curate.minhash.threshold=0.8 (repeatable)")
     args = p.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
-    from rlvr.data.curate import read_documents, eval_texts
-    from rlvr.launch.stages import run_data
+    from rlvr.data.curate import eval_texts, read_documents
+    from rlvr.launch.stages import generated_corpora, run_data
 
-    read_documents(cfg.curate)  # bad sources and keys fail here, before Ray starts
+    generated = generated_corpora(cfg)
+    read_documents(cfg.curate, generated)  # bad sources and keys fail here, before Ray starts
     if cfg.curate.decontaminate.enabled:
-        eval_texts(cfg.curate.decontaminate)
+        eval_texts(cfg.curate.decontaminate, generated)
     run_data(cfg)
     return 0

@@ -21,15 +21,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_WS = re.compile(r"\s+")
+_HSPACE = re.compile(r"[^\S\n]+")
+_BLANKS = re.compile(r"\n{3,}")
 _WORD = re.compile(r"\w+")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _MASK32 = np.uint64(0xFFFFFFFF)
 
 
 def normalize(text: str) -> str:
-    """Unicode NFKC and whitespace collapsed to single spaces (what is stored and exact-deduplicated)."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+    """Unicode NFKC, runs of spaces/tabs to one space, lines stripped, blank-line runs to one (what is stored and
+    exact-deduplicated); line breaks stay, since a pretraining document's lines are part of its text."""
+    lines = (_HSPACE.sub(" ", line).strip() for line in unicodedata.normalize("NFKC", text).splitlines())
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
 
 def exact_key(text: str) -> str:
@@ -86,7 +89,8 @@ class MinHasher:
         a, b = self.params()
         shingles = [ngram_hashes(h, self.shingle) for h in _word_hashes([words(t) for t in texts])]
         sig_DP = np.full((len(texts), self.num_perm), 0xFFFFFFFF, np.uint32)
-        # documents grouped so one product has at most ~chunk shingles (chunk * P * 8 bytes: 4 MB at the default, cache-sized; 16x larger ran 2x slower)
+        # documents grouped so one product has at most ~chunk shingles: chunk * P * 8 bytes, 4 MB at the
+        # default (cache-sized; 16x larger ran 2x slower)
         start = 0
         while start < len(texts):
             stop, total = start, 0
