@@ -156,3 +156,21 @@ def test_rlvr_data_bad_input_is_one_line(tmp_path, capsys):
     cfg.write_text("model: {random_init: {}}\ncurate: {minhash: {bands: 20, rows: 8}}\n")
     assert main(["data", str(cfg)]) == 2
     assert "bands*rows = 160 exceeds num_perm = 128" in capsys.readouterr().err
+
+
+def test_tiny_pipeline_data_stage_removes_what_it_planted_before_pretraining(ray_cluster, tmp_path):
+    from rlvr.data.lm_data import pretrain_texts
+    from rlvr.launch.pipeline import plan, stage_config
+    from rlvr.launch.stages import RUNNERS
+
+    run = load_config(REPO / "configs" / "pipeline_tiny_curated.yaml", [f"run.output_dir={tmp_path}"])
+    first = plan(run)[0]
+    assert first.kind == "data"
+    result = RUNNERS["data"](first.cfg)
+    removed = {k.removeprefix("data/removed_"): v for k, v in result.metrics.items() if "removed" in k}
+    assert removed == {"quality": 0, "exact_dedup": 3, "near_dedup": 3, "decontaminate": 4}
+    assert result.model_path is None  # random init passes through to pretraining
+    pre = stage_config(run, run.stages[1], result.model_path, result.data_path)
+    texts = pretrain_texts(pre.pretrain, pre.run.seed, pre.data.filters)
+    assert len(texts) == run.pretrain.num_examples and not any("A practice problem" in t for t in texts)
+    assert all("\n" in t for t in texts)  # documents keep their lines
