@@ -176,8 +176,9 @@ def main() -> None:
     if args.sketch_only:
         args.docs, args.stage_workers = 0, []
     docs = make_corpus(args.docs)
-    print(f"# {args.docs} docs, mean {np.mean([len(d) for d in docs[:1000]] or [0]):.0f} chars; {os.cpu_count()} cores; "
-          f"load {os.getloadavg()}", flush=True)
+    mean_chars = np.mean([len(d) for d in docs[:1000]] or [0])
+    print(f"# {args.docs} docs, mean {mean_chars:.0f} chars; {os.cpu_count()} cores; load {os.getloadavg()}",
+          flush=True)
     if docs:
         bench_functions(docs, rows)
     table = bench_vs_datasketch(args.sketch_docs, rows)
