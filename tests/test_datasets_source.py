@@ -55,3 +55,21 @@ def test_hub_name_offline_is_one_line_naming_it(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConfigError, match="dataset 'someone/some-set': not a local path, and the Hugging Face hub"):
         open_source("someone/some-set", "--data")
+
+
+@needs_data
+def test_rlvr_eval_items_from_a_parquet_folder_equal_the_jsonl(tmp_path):
+    import datasets
+
+    from rlvr.eval import tasks
+
+    src = DATA / "gsm8k" / "test.jsonl"
+    rows = [r for _, r in JsonlSource(str(src)).located()][:20]
+    (tmp_path / "pq").mkdir()
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "pq" / "test.parquet"))
+    tasks.check_data_source(str(tmp_path / "pq"))
+    task = tasks.TASKS["gsm8k"]
+    from_pq = tasks.load_items(task, str(tmp_path / "pq"))
+    from_jsonl = tasks.load_items(task, str(src), limit=20)
+    assert len(from_pq) == 20
+    assert [(i.question, i.gold) for i in from_pq] == [(i.question, i.gold) for i in from_jsonl]
