@@ -141,7 +141,8 @@ def bench_stage(docs: list[str], workers: int, rows: list[dict]) -> None:
         _, manifest = run_curation(cfg, tmp)
     emit(rows, {"step": f"whole data stage, Ray Data, {workers} map worker(s)", "docs": len(docs),
                 "s": manifest["seconds"], "docs_per_s": round(len(docs) / manifest["seconds"]),
-                "out": manifest["documents_out"], "cpus": ray.cluster_resources().get("CPU")})
+                "out": manifest["documents_out"], "cpus": ray.cluster_resources().get("CPU"),
+                "phase_seconds": manifest["phase_seconds"]})
 
 
 def bench_vs_datasketch(n_docs: int, rows: list[dict]) -> list[dict]:
