@@ -172,6 +172,7 @@ def main() -> None:
     p.add_argument("--sketch-docs", type=int, default=10_000)
     p.add_argument("--stage-workers", type=int, nargs="*", default=[1, 2])
     p.add_argument("--sketch-only", action="store_true", help="only the datasketch comparison")
+    p.add_argument("--stage-only", action="store_true", help="only the whole data stage on Ray Data")
     args = p.parse_args()
     rows: list[dict] = []
     if args.sketch_only:
@@ -180,9 +181,9 @@ def main() -> None:
     mean_chars = np.mean([len(d) for d in docs[:1000]] or [0])
     print(f"# {args.docs} docs, mean {mean_chars:.0f} chars; {os.cpu_count()} cores; load {os.getloadavg()}",
           flush=True)
-    if docs:
+    if docs and not args.stage_only:
         bench_functions(docs, rows)
-    table = bench_vs_datasketch(args.sketch_docs, rows)
+    table = [] if args.stage_only else bench_vs_datasketch(args.sketch_docs, rows)
     if args.stage_workers:
         import ray
 
