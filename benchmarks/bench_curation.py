@@ -187,7 +187,7 @@ def main() -> None:
     if args.stage_workers:
         import ray
 
-        ray.init(num_cpus=max(args.stage_workers) + 1, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=max(args.stage_workers) + 1, include_dashboard=False, log_to_driver=False)
         for w in args.stage_workers:
             bench_stage(docs, w, rows)
         ray.shutdown()
