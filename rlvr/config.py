@@ -28,6 +28,9 @@ class RunSection(_Section):
     seed: int = 0
     steps: int = Field(20, ge=1)
     """Controller steps (one rollout batch and its learner updates each)."""
+    overwrite: bool = False
+    """Start afresh in an output_dir that holds another run: the old run is moved to OUTPUT_DIR.old-TIMESTAMP (never
+    deleted). Without it (and without checkpoint.resume) such a directory is refused."""
 
 
 class RandomInit(_Section):
@@ -153,6 +156,19 @@ class RolloutSection(_Section):
     copy of its weights from before its last update and recomputes them with one extra forward pass (the copy is
     saved with checkpoints; not with ZeRO-3, whose ranks hold only a shard of the weights). On one H100 shared by
     vLLM and the learner, learner was the slower of the two (1.15 vs 1.08 s per step, docs/benchmarks.md)."""
+    ignore_eos: bool = False
+    """vLLM: every completion runs to max_new_tokens (throughput benchmarks, where the work must not depend on
+    the weights; both sides of benchmarks/gpu/bench_grpo_matrix.py's W3 force the length)."""
+    max_num_seqs: int | None = Field(None, ge=1)
+    """vLLM engine settings for large batches (None: vLLM's default): sequences decoded together,"""
+    max_num_batched_tokens: int | None = Field(None, ge=16)
+    """tokens per engine step (prefill chunks),"""
+    enable_prefix_caching: bool | None = None
+    """reuse of a group's shared prompt KV cache,"""
+    async_scheduling: bool | None = None
+    """scheduling the next step while the GPU runs the current one,"""
+    cudagraph_capture_sizes: list[int] | None = None
+    """and the batch sizes CUDA graphs are captured for (fewer: faster start)."""
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
 
     @model_validator(mode="after")
@@ -183,12 +199,25 @@ class RewardFunction(_Section):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
+class RewardHealthSection(_Section):
+    enabled: bool = True
+    """Stop the run when a reward function keeps failing (off: train on whatever it returns)."""
+    max_failure_share: float = Field(0.5, ge=0, le=1)
+    """A function fails a step when more than this share of the step's samples got `error` or `timeout` from it."""
+    steps: int = Field(3, ge=1)
+    """Failed steps in a row after which the run stops, naming the function and its first error."""
+
+
 class RewardsSection(_Section):
     functions: list[RewardFunction] = Field(
         default_factory=lambda: [RewardFunction(path="rlvr.rewards.math:math_reward")], min_length=1
     )
     num_workers: int = Field(1, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=600)
+    processes: int = Field(4, ge=1, le=64)
+    """Checker processes per reward worker: up to this many checks that hang time out together, not one by one.
+    Started when checks are slow (one runs fast batches); each is a Python process of about 100 MB."""
+    health: RewardHealthSection = Field(default_factory=RewardHealthSection)
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
 
 
@@ -229,6 +258,26 @@ class LearnerSection(_Section):
     grad_clip: float = Field(1.0, ge=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     gradient_checkpointing: bool = False
+    max_tokens_per_micro_batch: int | None = Field(None, ge=16)
+    """GRPO: pack rollouts (prompt + completion, never split) into micro-batches of at most this many tokens, one
+    row each, with no padding: positions restart per sequence and attention stays within it (a varlen flash
+    kernel on GPU, one causal attention per sequence on CPU). micro_batch_size is then unused by GRPO updates.
+    None: padded micro-batches of micro_batch_size rollouts."""
+    logprob_chunk_tokens: int | None = Field(None, ge=1)
+    """With packing: the LM head and log-softmax run over this many completion tokens at a time (recomputed in
+    the backward pass), so no (tokens x vocabulary) float32 tensor is ever whole. None: one chunk."""
+    fused_adamw: bool = False
+    """torch's fused AdamW kernel (GPU only; ignored on CPU)."""
+
+    @model_validator(mode="after")
+    def _chunks_need_whole_weights(self) -> LearnerSection:
+        if self.logprob_chunk_tokens and self.zero_stage == 3:
+            # ZeRO-3 gathers the LM head's weight at each call, and ranks with other lengths make other numbers
+            # of chunk calls: their collectives would not match
+            raise ValueError("learner.logprob_chunk_tokens needs learner.zero_stage 0-2 (ZeRO-3 shards the LM head)")
+        if self.logprob_chunk_tokens and not self.max_tokens_per_micro_batch:
+            raise ValueError("learner.logprob_chunk_tokens needs learner.max_tokens_per_micro_batch (packed rows)")
+        return self
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     """auto: nccl when the learner has a GPU, gloo otherwise."""
     resources: ResourceSpec = Field(default_factory=ResourceSpec)

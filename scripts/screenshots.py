@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rlvr.trainer.deepspeed_setup import free_port  # noqa: E402
+from rlvr.learner.deepspeed_setup import free_port  # noqa: E402
 from tests.ray_head import VENV_BIN, ray_head, wait_for_http  # noqa: E402
 
 PANELS = ("ray_rlvr_reward_mean", "ray_rlvr_learner_entropy", "ray_rlvr_throughput_tokens_per_s",

@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlvr.trainer.deepspeed_setup import free_port
+from rlvr.learner.deepspeed_setup import free_port
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -101,7 +101,8 @@ def test_a_malformed_line_names_file_and_line_in_every_reader(tmp_path, reader):
             "pretrain": lambda: pretrain_texts(cfg.pretrain, 0),
             "sft": lambda: sft_conversations(cfg.sft, 0),
             "eval": lambda: tasks.load_items(tasks.TASKS["gsm8k"], str(path))}[reader]
-    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}:3: not valid JSON"):
+    what = {"grpo": "data.path", "pretrain": "pretrain.path", "sft": "sft.path", "eval": "--data"}[reader]
+    with pytest.raises(ConfigError, match=f"^{re.escape(what)} {re.escape(str(path))}:3: not valid JSON"):
         read()
 
 
@@ -109,7 +110,7 @@ def test_a_missing_key_names_file_and_line(tmp_path):
     path = tmp_path / "prompts.jsonl"
     path.write_text('{"question": "q1", "answer": "1"}\n{"question": "q2"}\n')
     cfg = load_config(TINY, ["data.source=jsonl", f"data.path={path}"])
-    with pytest.raises(ConfigError, match=re.escape(f"{path}:2: needs the key(s) ['answer']")):
+    with pytest.raises(ConfigError, match=re.escape(f"data.path {path}:2: needs the key(s) ['answer']")):
         load_examples(cfg.data, 0)
 
 

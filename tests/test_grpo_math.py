@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rlvr.trainer import grpo
+from rlvr.algo import grpo
 
 
 def test_group_advantages_by_hand():

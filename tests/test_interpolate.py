@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rlvr.algo.interpolate import interpolate_state_dicts
 from rlvr.config import ConfigError, load_config
-from rlvr.trainer.interpolate import interpolate_state_dicts
 
 START = {"w": torch.tensor([0.0, 2.0, -4.0]), "b": torch.tensor([1.0]), "steps": torch.tensor([3])}
 END = {"w": torch.tensor([4.0, 2.0, 4.0]), "b": torch.tensor([-1.0]), "steps": torch.tensor([7])}

@@ -10,10 +10,10 @@ import torch.distributed as dist
 from rlvr.algo.losses import LOSSES, LossInputs, PolicyLoss, clipped_grpo, register_loss
 from rlvr.config import ConfigError
 from rlvr.launch.components import check_loss
+from rlvr.learner.deepspeed_setup import free_port
+from rlvr.learner.learner import Learner
 from rlvr.learner.old_logprobs import OnPolicy
 from rlvr.model_io import load_model
-from rlvr.trainer.deepspeed_setup import free_port
-from rlvr.trainer.learner import Learner
 from rlvr.trainer.metrics import learner_metrics
 from tests.conftest import tiny_config
 from tests.test_learner_dp import make_rollouts

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from rlvr.actors.learner_group import LearnerGroup
+from rlvr.data.packing import Document, pack
 from rlvr.launch.cluster import Placement
 from rlvr.model_io import load_model
-from rlvr.trainer.packing import Document, pack
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow

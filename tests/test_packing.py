@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlvr.trainer.packing import (
+from rlvr.data.packing import (
     PAD_DOC,
     Document,
     collate_packed,

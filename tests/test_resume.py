@@ -7,7 +7,7 @@ import pytest
 import ray
 
 from rlvr.actors.calls import ActorDied
-from rlvr.trainer.checkpoint import CheckpointDir
+from rlvr.utils.checkpoint import CheckpointDir
 from tests import rl_runs
 
 pytestmark = pytest.mark.slow

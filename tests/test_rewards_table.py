@@ -160,6 +160,61 @@ CASES: list[tuple[str, str, Verdict]] = [
     ("\\boxed{y = 2x + 3}", "y = 2x+3", C),
     ("\\boxed{2x + 3}", "y = 2x+3", C),
     ("\\boxed{3x + 2}", "y = 2x+3", I),
+    # --- fractions followed by punctuation: the denominator may end a sentence ("3/4." is 3/4, not 3)
+    ("The answer is 3/4.", "0.75", C),
+    ("#### 3/4.", "0.75", C),
+    ("#### 3/4.", "#### 3", I),
+    ("The answer is 3/4.", "#### 3", I),
+    ("The answer is 5/8!", "\\frac{5}{8}", C),
+    ("So each one gets 7/4).", "1.75", C),
+    ("**Answer:** 2/5;", "0.4", C),
+    ("The answer is 3/4.5 of it", "0.75", I),  # decimals after the slash: not a fraction
+    ("The answer is -3/4.", "-0.75", C),
+    ("The answer is -3/4.", "0.75", I),
+    ("The answer is \u22125/2.", "-2.5", C),
+    ("The answer is 10/4.", "2.5", C),
+    # --- mixed numbers, in text and LaTeX (math-verify also reads 2\frac{1}{2} as 5/2)
+    ("She needs 1 1/2 cups.", "1.5", C),
+    ("She needs 1 1/2 cups.", "0.5", I),
+    ("The answer is 2 3/4.", "2.75", C),
+    ("The answer is 2 3/4.", "0.75", I),
+    ("The answer is -1 1/2.", "-1.5", C),
+    ("\\boxed{1 1/2}", "1.5", C),
+    ("\\boxed{1 1/2}", "5.5", I),  # spaces dropped before parsing would read 11/2
+    ("\\boxed{2\\frac{1}{2}}", "2.5", C),
+    ("\\boxed{\\frac34}", "0.75", C),
+    ("x^2\\frac{1}{2}", "2.5", I),  # an exponent is no whole part
+    # --- LaTeX in inline or display math after an answer phrase, against a decimal or fraction gold
+    ("The answer is $\\frac{3}{4}$.", "0.75", C),
+    ("The answer is $\\frac{3}{4}$.", "4", I),  # the denominator is not the last number
+    ("The answer is $\\frac{3}{4}$.", "0.7", I),
+    ("The answer is \\(\\frac{3}{4}\\).", "0.75", C),
+    ("The answer is \\(\\dfrac{3}{4}\\)", "\\frac34", C),
+    ("Final answer: $\\tfrac56$", "\\frac{5}{6}", C),
+    ("The answer is \\[\\frac{7}{8}\\]", "0.875", C),
+    ("The final answer is $$\\frac{3}{4}$$.", "0.75", C),
+    ("The answer is $-\\frac{3}{4}$.", "-0.75", C),
+    ("The answer is $-\\frac{3}{4}$.", "0.75", I),
+    ("The answer is $\\frac{-9}{4}$.", "-2.25", C),
+    ("The answer is $2\\frac{1}{2}$.", "2.5", C),
+    ("The answer is $2\\frac{1}{2}$.", "0.5", I),
+    ("The answer is $\\frac{3}{4}$, i.e. 75 percent of it", "0.75", C),
+    ("So $x = \\frac{3}{4}$.", "0.75", C),
+    ("So $x = \\frac{3}{4}$.", "4", I),
+    ("The answer is $x = 5$. Check: 5 + 1 = 6", "5", C),  # the stated answer, not the check's last number
+    ("The answer is \\(x = 5\\).", "6", I),
+    ("The answer is $2^{10}$.", "1024", C),  # more than a number: math-verify decides
+    ("The answer is $2^{10}$.", "2", I),
+    ("The answer is $3\\sqrt{2}$.", "3", I),
+    ("The answer is $18. Then she buys $5 more.", "#### 18", C),  # a currency sign, not a math span
+    # --- thousands separators, percent, units and closing punctuation after the stated answer
+    ("The answer is 1,234.", "#### 1", I),
+    ("The answer is 1,234,567!", "1234567", C),
+    ("The answer is 50%.", "#### 50", C),
+    ("The answer is 12 km.", "12", C),
+    ("The answer is (7). Then 8 more.", "7", C),
+    ("The answer is 7)", "7", C),
+    ("x = 5.", "5", C),
     # --- MATH: no box, continuation, no answer
     ("The answer is $\\frac{1}{2}$.", "\\frac12", C),
     ("Therefore the final answer is $\\sqrt{2}$.", "\\sqrt2", C),

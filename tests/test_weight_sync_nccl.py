@@ -23,7 +23,7 @@ from rlvr.rollout.weight_sync import (
     plan_for,
     receive_buckets,
 )
-from rlvr.trainer.full_weights import iter_full_weights, weight_metas
+from rlvr.learner.full_weights import iter_full_weights, weight_metas
 from tests.conftest import tiny_config
 from tests.test_vllm_engine import tiny_state_dict
 
@@ -141,7 +141,7 @@ class GlooPeer:
 
 @pytest.mark.parametrize("bucket_mb", [1e-4, 1.0])  # many buckets through one reused buffer; one bucket
 def test_bucket_broadcast_over_gloo_delivers_every_tensor(ray_cluster, bucket_mb):
-    from rlvr.trainer.deepspeed_setup import free_port
+    from rlvr.learner.deepspeed_setup import free_port
 
     sd = tiny_state_dict()
     plans = plan_for(sd.items(), bucket_mb)

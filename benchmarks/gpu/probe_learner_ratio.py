@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def diff(a: list[torch.Tensor], b: list[torch.Tensor], rollouts, micro: int) -> dict:
-    from rlvr.trainer.batch import chunks
+    from rlvr.utils.batching import chunks
 
     total, worst, n = 0.0, 0.0, 0
     for x, y, chunk in zip(a, b, chunks(rollouts, micro)):
@@ -45,11 +45,12 @@ def main() -> None:
     from bench_learner import synthetic_rollouts
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from rlvr.algo import grpo
     from rlvr.config import load_config
-    from rlvr.trainer import grpo
-    from rlvr.trainer.batch import chunks, collate
-    from rlvr.trainer.deepspeed_setup import free_port
-    from rlvr.trainer.learner import Learner
+    from rlvr.learner.batch import collate
+    from rlvr.learner.deepspeed_setup import free_port
+    from rlvr.learner.learner import Learner
+    from rlvr.utils.batching import chunks
 
     model_dir = tempfile.mkdtemp(prefix="probe-model-")
     torch.manual_seed(0)

@@ -49,7 +49,7 @@ need_pytest() {  # the image has no pytest: it travels as a wheel in .gpudata/wh
 }
 
 latest_export() {  # latest_export RUN_DIR: the hf/ export of the newest complete checkpoint
-  python3 -c "import sys; from pathlib import Path; from rlvr.trainer.checkpoint import CheckpointDir
+  python3 -c "import sys; from pathlib import Path; from rlvr.utils.checkpoint import CheckpointDir
 found = CheckpointDir(Path(sys.argv[1]), 1).latest(); print(found[0] / 'hf' if found else 'none')" "$1"
 }
 

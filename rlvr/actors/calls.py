@@ -13,15 +13,13 @@ import time
 import ray
 from ray.exceptions import RayActorError
 
+from rlvr.utils.errors import RunStopped
+
 log = logging.getLogger("rlvr")
 
 
-class ActorFailure(RuntimeError):
+class ActorFailure(RunStopped):
     """An actor stopped answering or died; `name` is the one that did."""
-
-    def __init__(self, message: str, name: str):
-        super().__init__(message)
-        self.name = name
 
 
 class ActorTimeout(ActorFailure):

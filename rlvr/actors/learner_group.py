@@ -7,11 +7,11 @@ import ray
 from rlvr.actors.calls import gather
 from rlvr.actors.rollout_group import RolloutGroup
 from rlvr.config import RunConfig
+from rlvr.learner.deepspeed_setup import free_port
+from rlvr.learner.learner import Learner
 from rlvr.rollout.base import Rollout
 from rlvr.rollout.weight_sync import IpcSender, NameFilter, NcclSender
-from rlvr.trainer.batch import shard_minibatches
-from rlvr.trainer.deepspeed_setup import free_port
-from rlvr.trainer.learner import Learner
+from rlvr.utils.batching import shard_minibatches
 
 
 class LearnerActor(Learner):

@@ -18,7 +18,7 @@ from rlvr.actors.calls import ActorDied, gather, outcomes
 from rlvr.config import RewardsSection
 from rlvr.rewards.service import RewardService
 from rlvr.rewards.types import RewardResult, Sample
-from rlvr.trainer.batch import shard
+from rlvr.utils.batching import shard
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from rlvr.trainer import grpo
-from rlvr.trainer.grpo import AGGREGATIONS, Aggregation
+from rlvr.algo import grpo
+from rlvr.algo.grpo import AGGREGATIONS, Aggregation
 
 if TYPE_CHECKING:
     from rlvr.config import AlgorithmSection

@@ -10,7 +10,7 @@ model must learn to emit, so the template's trailing newline carries no loss.
 from __future__ import annotations
 
 from rlvr.config import ConfigError
-from rlvr.trainer.packing import Document
+from rlvr.data.packing import Document
 
 
 def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> list[int]:

@@ -8,8 +8,8 @@ from typing import Literal
 from rlvr.config import ConfigError, FilterSpec, LMStageSection
 from rlvr.data.chat import assistant_masked
 from rlvr.data.filters import apply_filters
+from rlvr.data.packing import Document, PackedRow, pack
 from rlvr.data.records import Record, open_source, take_keys
-from rlvr.trainer.packing import Document, PackedRow, pack
 
 
 def _file_rows(path: str | None, what: str) -> list[tuple[str, dict]]:

@@ -24,24 +24,26 @@ Record = dict[str, Any]
 
 class RecordSource(Protocol):
     def located(self) -> Iterator[tuple[str, Record]]:
-        """Every record with its location (`file.jsonl:12`, `openai/gsm8k[test]:3`) for error messages."""
+        """Every record with its location (`data.path file.jsonl:12`, `openai/gsm8k[test]:3`) for errors."""
         ...
 
 
 @dataclass(frozen=True)
 class JsonlSource:
     path: str
+    what: str = "data.path"
+    """The setting that named the file, so an error says which one (`sft.path`, `--data`)."""
 
     def located(self) -> Iterator[tuple[str, Record]]:
         with open(self.path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
-                where = f"{self.path}:{lineno}"
+                where = f"{self.what} {self.path}:{lineno}"
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                    raise ConfigError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
                 if not isinstance(row, dict):
                     raise ConfigError(f"{where}: expected a JSON object, got {type(row).__name__}")
                 yield where, row
@@ -142,7 +144,7 @@ def open_source(path: str | None, what: str, split: str | None = None, limit: in
     other files and folders go through `datasets` (`DatasetsSource`); `owner/name` that is no path is a hub
     dataset. A missing path is one line naming the key."""
     if path and Path(path).is_file() and path.endswith(".jsonl") and split is None and limit is None:
-        return JsonlSource(path)
+        return JsonlSource(path, what)
     if path and Path(path).exists():
         return DatasetsSource(path, split, limit)
     if path and is_hub_name(path):

@@ -30,13 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rlvr eval", description="Evaluate a model on GSM8K or MATH-500.")
     p.add_argument("--model", help="model directory (a checkpoint), `smollm2`, or a hub name when the hub is reachable")
     p.add_argument("--gguf-file", help="with --model DIR: the GGUF file in it to load")
-    p.add_argument("--task", choices=sorted(tasks.TASKS), default="gsm8k")
+    p.add_argument("--task", choices=sorted(tasks.TASKS), default="gsm8k",
+                   help="gsm8k: GSM8K test, 5-shot 'Question: ... Answer:' prompts and lm-eval's scoring (strict: the "
+                        "'#### N' answer; flexible: the last number); math500: MATH-500, zero-shot, the \\boxed{} answer scored by "
+                        "the math reward (default: %(default)s)")
     p.add_argument("--data", help="JSONL file (default: ../shared/data/<task>/test.jsonl) or a hub dataset name")
     p.add_argument("--limit", type=int, help="evaluate the first N items only (after --filter)")
     p.add_argument("--filter", dest="filters", action="append", default=[], metavar="YAML",
                    help="a record filter as in a config's data.filters, e.g. --filter '{name: exact_dedup}' "
                         "(repeatable, applied in order)")
-    p.add_argument("--engine", choices=["hf", "vllm"], default="hf")
+    p.add_argument("--engine", choices=["hf", "vllm"], default="hf",
+                   help="hf: transformers generation on CPU or GPU (--device, --batch-size); vllm: vLLM on a GPU "
+                        "(the vllm extra) (default: %(default)s)")
     p.add_argument("--samples", type=int, default=1, help="K samples per item; pass@k is reported for k <= K")
     p.add_argument("--temperature", type=float, help="default: 0 (greedy) with --samples 1, else 1.0")
     p.add_argument("--top-p", type=float, default=1.0)

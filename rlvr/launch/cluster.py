@@ -16,6 +16,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rlvr.config import ConfigError, ResourceSpec, RunConfig
+from rlvr.launch.actor_env import actor_env
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Placement:
                         "scheduling_strategy": PlacementGroupSchedulingStrategy(
                             self.pg, placement_group_bundle_index=index
                         ),
+                        "runtime_env": {"env_vars": actor_env(role.spec)},
                     })
                 index += 1
         return out

@@ -8,22 +8,28 @@ from pathlib import Path
 import yaml
 
 from rlvr.config import RunConfig
-from rlvr.data.prompts import PromptSampler, load_examples
+from rlvr.data.prompts import PromptSampler
 from rlvr.launch.components import build_weight_sync, check_loss
+from rlvr.launch.input_checks import check_grpo_inputs, check_model_fits
 from rlvr.model_io import load_tokenizer, resolve_model_path
-from rlvr.rewards.loader import check_reward_paths
 
 
 def preflight(cfg: RunConfig):
     """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples)."""
-    check_reward_paths(cfg.rewards)
+    from rlvr.utils.checkpoint import CheckpointDir
+    from rlvr.utils.run_dir import claim
+
+    examples = check_grpo_inputs(cfg)
     check_loss(cfg)
     out = Path(cfg.run.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out, cfg.checkpoint.resume, cfg.run.overwrite)
+    if cfg.checkpoint.resume:  # verified now, before any actor starts (resume finds the result again)
+        CheckpointDir(out, cfg.checkpoint.keep_last).latest()
     model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
-    examples = load_examples(cfg.data, cfg.run.seed)
+    tokenizer = load_tokenizer(model_path)
+    check_model_fits(cfg, model_path, tokenizer, examples)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    return model_path, load_tokenizer(model_path), examples
+    return model_path, tokenizer, examples
 
 
 def run_preflight(cfg: RunConfig, workers, tokenizer, examples) -> dict:
@@ -54,6 +60,7 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
     from rlvr.launch.cluster import Placement, connect
     from rlvr.trainer.grpo_loop import Workers, resume, run_grpo
     from rlvr.trainer.metrics import MetricsLogger
+    from rlvr.utils.preempt import stop_on_sigterm
 
     model_path, tokenizer, examples = preflight(cfg)
     connect(cfg)
@@ -78,7 +85,8 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
             run_preflight(cfg, workers, tokenizer, examples)
         logger = MetricsLogger(cfg, Path(cfg.run.output_dir), start, on_step)
         try:
-            return run_grpo(cfg, workers, tokenizer, sampler, logger, start)
+            with stop_on_sigterm():
+                return run_grpo(cfg, workers, tokenizer, sampler, logger, start)
         finally:
             logger.close()
     finally:

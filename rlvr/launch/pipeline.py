@@ -19,6 +19,7 @@ from typing import Any
 from rlvr.config import ConfigError, RunConfig, StageSpec, merge, validate
 from rlvr.data.filters import build_filters
 from rlvr.launch.stages import RUNNERS, StageResult, final_model
+from rlvr.utils.run_dir import check as check_run_dir
 
 PREVIOUS = "<previous stage's export>"
 """Placeholder model path while validating stages before the previous one has run."""
@@ -110,9 +111,14 @@ def previous_result(stage_cfg: RunConfig) -> StageResult:
 
 def run_pipeline(run: RunConfig, only: list[str] | None = None, start_from: str | None = None) -> dict[str, dict]:
     from rlvr.launch.cluster import connect
+    from rlvr.launch.input_checks import check_pipeline_inputs
     from rlvr.launch.stage_eval import evaluate, held_out_examples
 
     stages, previous = select(plan(run), only, start_from)
+    # every stage's inputs, before the first stage's actors
+    check_pipeline_inputs(stages, previous.model_path if previous else None)
+    for stage in stages:  # a stage that would clobber an earlier run fails now, not after the stages before it
+        check_run_dir(Path(stage.cfg.run.output_dir), stage.cfg.checkpoint.resume, stage.cfg.run.overwrite)
     out = Path(run.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     held_out = held_out_examples(run.stage_eval, run.run.seed, run.data.filters) if run.stage_eval.enabled else []

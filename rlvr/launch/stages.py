@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rlvr.config import ConfigError, RunConfig
-from rlvr.trainer.checkpoint import CheckpointDir
+from rlvr.utils.checkpoint import CheckpointDir
 
 RESULT_FILE = "stage_result.json"
 

@@ -20,6 +20,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "stage's export unless --from is given")
     p.add_argument("--from", dest="start_from", metavar="CHECKPOINT",
                    help="start the first stage run from this checkpoint (its hf/ export) or model directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in run.output_dir from its newest intact checkpoint (checkpoint.resume)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="move a previous run in run.output_dir aside (to OUTPUT_DIR.old-TIMESTAMP) and start afresh")
     return p.parse_args(argv)
 
 
@@ -32,7 +36,8 @@ def default_preset() -> Path:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    cfg = load_config(args.config or default_preset(), args.overrides)
+    flags = ["checkpoint.resume=true"] * args.resume + ["run.overwrite=true"] * args.overwrite
+    cfg = load_config(args.config or default_preset(), args.overrides + flags)
     if cfg.stages:
         run_pipeline(cfg, args.stages, args.start_from)
         return 0

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
+    from rlvr.learner.batch import MicroBatch
     from rlvr.rollout.base import Rollout
-    from rlvr.trainer.batch import MicroBatch
 
 LogprobsFn = Callable[[torch.nn.Module, "list[Rollout]"], "list[torch.Tensor]"]
 """(model, rollouts) -> one [B, T] tensor per micro-batch, in order (Learner._logprobs)."""

@@ -79,7 +79,7 @@ def _score_numeric(text: str, gold: str) -> RewardResult:
     found, source = extract_gsm8k_answer(text)
     if found is None:
         return RewardResult(0.0, Verdict.NO_ANSWER, reason="no \\boxed{}, '####', 'answer is' or number found")
-    if source == "boxed_latex":  # e.g. \boxed{\frac{36}{2}}: more than a number, so compare symbolically
+    if source in ("boxed_latex", "answer_latex"):  # \boxed{\frac{36}{2}}, "answer is $2^{10}$": compare symbolically
         return _verify(f"${gold}$", found, found)
     predicted, expected = parse_number(found), parse_number(gold)
     ok = predicted == expected

@@ -36,3 +36,6 @@ class RewardResult:
     """Per-function scores (before weighting) when several functions are composed."""
     elapsed_s: float = 0.0
     """Wall-clock seconds the reward service spent on this sample (0.0 when called directly)."""
+    failures: dict[str, str] = field(default_factory=dict)
+    """Functions that raised or ran out of time on this sample, with the reason (what the health check counts);
+    empty when the input itself was unusable."""

@@ -7,7 +7,9 @@ Started by `service.RewardService` as `python -m rlvr.rewards.worker READ_FD WRI
   a function that swallows BaseException) gets its process group killed and replaced.
 
 Messages are pickled tuples over pipes: ("init", dict) -> ("ready", pid) | ("init_error", traceback);
-("score", [(prompt, completion, reference), ...]) -> ("result", RewardResult) per sample, then ("done", rss_bytes).
+("check", (prompt, completion, reference)) -> ("fn", i) before each function after the first (so the parent knows
+whom to blame for a kill), then ("result", RewardResult, rss_bytes). The service runs several of these processes
+and gives each one sample at a time, so checks that hang run out their time side by side.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import signal
 import sys
 import threading
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +61,26 @@ class Limits:
     stop: tuple[str, ...] = ()
 
 
+class RepeatedLog:
+    """Logs a message the first time its key is seen; afterwards one short line with the count at the 10th, 100th,
+    1,000th... time, so a function that fails on every sample leaves one traceback, not thousands."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+        self.counts: Counter[str] = Counter()
+
+    def log(self, level: int, key: str, message: str) -> None:
+        self.counts[key] += 1
+        n = self.counts[key]
+        if n == 1:
+            self.logger.log(level, "%s", message)
+        elif str(n).strip("0") == "1":  # 10, 100, 1000...
+            self.logger.log(level, "%s: %d times so far (logged in full the first time)", key, n)
+
+
+_errors = RepeatedLog(log)
+
+
 def _raise_timeout(signum: int, frame: Any) -> None:
     raise CheckTimeout()
 
@@ -76,9 +99,11 @@ def deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def failed_result(names: list[str], verdict: Verdict, reason: str) -> RewardResult:
-    """The result of a sample no function could score (bad input, timeout, dead worker)."""
-    return RewardResult(0.0, verdict, reason=reason, components={name: 0.0 for name in names})
+def failed_result(names: list[str], verdict: Verdict, reason: str, blame: str | None = None) -> RewardResult:
+    """The result of a sample no function could score (bad input, timeout, dead worker); `blame`: the function
+    that was running, if one was (bad input is no function's failure)."""
+    failures = {} if blame is None else {blame: reason}
+    return RewardResult(0.0, verdict, reason=reason, components={name: 0.0 for name in names}, failures=failures)
 
 
 def compose(done: list[tuple[RewardFn, RewardResult]]) -> RewardResult:
@@ -97,6 +122,7 @@ def compose(done: list[tuple[RewardFn, RewardResult]]) -> RewardResult:
         extracted=None if primary.extracted is None else primary.extracted[:_CLIP_EXTRACTED],
         reason=reason[:_CLIP_REASON],
         components={f.name: r.score for f, r in done},
+        failures={f.name: r.reason[:_CLIP_REASON] for f, r in done if r.verdict in (Verdict.ERROR, Verdict.TIMEOUT)},
     )
 
 
@@ -143,12 +169,15 @@ def call_reward(fn: RewardFn, prompt: str, completion: str, reference: str) -> R
     except Exception as exc:  # noqa: BLE001
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno} in {tb[-1].name}" if tb else ""
-        log.error("reward function %s raised on a sample:\n%s", fn.name, traceback.format_exc())
+        key = f"reward function {fn.name} raised {type(exc).__name__}{where}"
+        _errors.log(logging.ERROR, key, f"{key} on a sample:\n{traceback.format_exc()}")
         return RewardResult(0.0, Verdict.ERROR, reason=f"{fn.name} raised {type(exc).__name__}: {exc}{where}")
 
 
-def score_one(fns: list[RewardFn], sample: tuple, limits: Limits) -> RewardResult:
-    """All reward functions on one sample, within one soft deadline for the whole sample."""
+def score_one(fns: list[RewardFn], sample: tuple, limits: Limits,
+              on_function: Callable[[int], None] | None = None) -> RewardResult:
+    """All reward functions on one sample, within one soft deadline for the whole sample. `on_function(i)` is
+    called before function i (i >= 1) runs."""
     prompt, completion, reference = sample
     problem = input_problem(prompt, completion, reference, limits.max_completion_chars)
     if problem:
@@ -157,17 +186,25 @@ def score_one(fns: list[RewardFn], sample: tuple, limits: Limits) -> RewardResul
     done: list[tuple[RewardFn, RewardResult]] = []
     try:
         with deadline(limits.soft_timeout_s):
-            for fn in fns:
+            for i, fn in enumerate(fns):
+                if i and on_function is not None:
+                    on_function(i)
                 done.append((fn, call_reward(fn, prompt, completion, reference)))
     except CheckTimeout:
+        ran = len(done)  # fns[ran] was running; the ones after it never ran and are not to blame
         reason = f"ran past the {limits.soft_timeout_s:.3g} s limit"
-        done += [(fn, RewardResult(0.0, Verdict.TIMEOUT, reason=reason)) for fn in fns[len(done) :]]
+        done += [(fn, RewardResult(0.0, Verdict.TIMEOUT, reason=reason)) for fn in fns[ran:]]
+        result = compose(done)
+        not_run = {f.name for f in fns[ran + 1 :]}
+        result.failures = {name: why for name, why in result.failures.items() if name not in not_run}
+        return result
     return compose(done)
 
 
 def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    # Peak resident size: one system call per check (reading /proc/self/statm each time cost a third of a fast
+    # check); a process that once grew past the recycle limit is replaced either way.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
 
 
 def _die_with_parent() -> None:
@@ -179,6 +216,9 @@ def _die_with_parent() -> None:
 
 
 def serve(recv: Connection, send: Connection, fns: list[RewardFn], limits: Limits) -> None:
+    def running(i: int) -> None:
+        send.send(("fn", i))
+
     while True:
         try:
             kind, payload = recv.recv()
@@ -186,9 +226,8 @@ def serve(recv: Connection, send: Connection, fns: list[RewardFn], limits: Limit
             return
         if kind == "close":
             return
-        for sample in payload:
-            send.send(("result", score_one(fns, sample, limits)))
-        send.send(("done", _rss_bytes()))
+        result = score_one(fns, payload, limits, running)
+        send.send(("result", result, _rss_bytes()))
 
 
 def main(argv: list[str]) -> None:

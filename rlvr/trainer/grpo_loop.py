@@ -21,15 +21,17 @@ from typing import Protocol
 
 import torch
 
+from rlvr.algo.grpo import group_advantages
 from rlvr.config import RunConfig
 from rlvr.data.prompts import Example, PromptSampler, render_prompt
+from rlvr.rewards.health import RewardHealth
 from rlvr.rewards.service import verdict_fractions
 from rlvr.rewards.types import RewardResult, Sample
-from rlvr.rollout.base import Completion, Rollout, SamplingParams
-from rlvr.trainer.checkpoint import CheckpointDir, load_rng, save_rng
-from rlvr.trainer.grpo import group_advantages
+from rlvr.rollout.base import Completion, Rollout, SamplingParams, derive_seed
 from rlvr.trainer.metrics import MetricsLogger, learner_metrics, rollout_metrics
 from rlvr.trainer.weight_sync import ObjectStoreSync, WeightSync
+from rlvr.utils import preempt
+from rlvr.utils.checkpoint import CheckpointDir, load_rng, save_rng
 
 NEXT_BATCH = "next_batch.pkl"  # with rollout.overlap: the batch sampled ahead, saved with a checkpoint
 
@@ -83,7 +85,7 @@ def sampling_params(cfg: RunConfig, step: int, draw: int = 0) -> SamplingParams:
     # the seed depends only on (run seed, step, draw): a resumed run samples exactly what the uninterrupted one did
     return SamplingParams(n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p,
                           max_new_tokens=r.max_new_tokens, stop=tuple(r.stop),
-                          seed=cfg.run.seed * 1_000_003 + step * 1_000 + draw,
+                          seed=derive_seed(cfg.run.seed, step, draw),
                           # only overlapped training reads the engine's logprobs, unless the learner recomputes them
                           logprobs=r.overlap and r.overlap_old_logprobs == "engine")
 
@@ -177,11 +179,13 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
     if cfg.rollout.overlap and start_step:
         batches.resume(ckpt, start_step)
     metrics: dict[str, float] = {}
+    reward_health = RewardHealth(cfg.rewards.health)
     try:
         for step in range(start_step, cfg.run.steps):
             timer, t0 = PhaseTimer(), time.perf_counter()
             with timer("wait_rollout"):
                 batch = batches.take(step)
+            reward_health.check(step, [res for g in batch.groups for res in g.results])  # stops a broken reward
             if cfg.rollout.overlap:
                 batches.start(step + 1)  # sampled with the current weights while the learners update them
             rollouts, _ = build_rollouts(batch.groups, cfg.algorithm.scale_by_std)
@@ -195,8 +199,9 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             timer.times["time/step_s"] = time.perf_counter() - t0
             metrics = step_metrics(batch, rollouts, stats, {**batch.times, **timer.times})
             logger.log(step, metrics)
-            if should_save(cfg, step + 1):
+            if should_save(cfg, step + 1) or preempt.requested():
                 save_checkpoint(cfg, workers, ckpt, sampler, step + 1, batches.ahead_batch())
+            preempt.stop_if_requested(step + 1, cfg.run.steps, cfg.run.output_dir)
     finally:
         batches.close()
     return metrics

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from rlvr.config import LMStageSection, RunConfig
+from rlvr.data.packing import PAD_DOC, PackedRow
 from rlvr.data.sampler import EpochSampler
-from rlvr.trainer.checkpoint import CheckpointDir
 from rlvr.trainer.metrics import Display, MetricsLogger
-from rlvr.trainer.packing import PAD_DOC, PackedRow
+from rlvr.utils import preempt
+from rlvr.utils.checkpoint import CheckpointDir
 
 StageKind = Literal["pretrain", "sft"]
 
@@ -63,8 +64,10 @@ def run_lm(kind: StageKind, cfg: RunConfig, learners: LMLearners, rows: list[Pac
             logger.log(step, metrics)
             done = step + 1
             final = done == lm.steps
-            if (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or (final and cfg.checkpoint.save_final):
+            if (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or (final and cfg.checkpoint.save_final) \
+                    or preempt.requested():
                 save(learners, ckpt, sampler, done, lm.interpolate_alpha if final else 1.0)
+            preempt.stop_if_requested(done, lm.steps, cfg.run.output_dir)
     finally:
         logger.close()
     return metrics

@@ -36,6 +36,8 @@ def learner_metrics(stats: dict[str, float]) -> dict[str, float]:
     tokens = max(stats.get("tokens", 0.0), 1.0)
     out = {f"learner/{key.removesuffix('_sum')}": v / tokens for key, v in stats.items() if key.endswith("_sum")}
     out["learner/grad_norm"], out["learner/lr"] = stats["grad_norm"], stats["lr"]
+    if "sequence_tokens" in stats:  # packed learner: prompt + completion tokens it trained on (all ranks)
+        out["learner/sequence_tokens"] = stats["sequence_tokens"]
     return out
 
 

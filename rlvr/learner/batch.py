@@ -1,4 +1,4 @@
-"""Packing rollouts into padded tensors for the learner, and splitting batches across ranks and micro-batches."""
+"""Packing rollouts into padded tensors for the learner (splitting batches: rlvr/utils/batching.py)."""
 
 from __future__ import annotations
 
@@ -57,28 +57,3 @@ def _rollout_logprobs(rollouts: list[Rollout], T: int) -> torch.Tensor:
         start = len(r.prompt_ids) - 1  # position t scores token t+1: the first completion token is scored here
         lp_BT[row, start : start + len(r.logprobs)] = torch.tensor(r.logprobs)
     return lp_BT
-
-
-def shard(items: list, num_shards: int) -> list[list]:
-    """Contiguous, near-equal shards (order kept, so results concatenate back in place)."""
-    base, extra = divmod(len(items), num_shards)
-    out, start = [], 0
-    for i in range(num_shards):
-        size = base + (1 if i < extra else 0)
-        out.append(items[start : start + size])
-        start += size
-    return out
-
-
-def shard_minibatches(items: list, num_shards: int, mini_batches: int) -> list[list]:
-    """Each rank's list is its share of global mini-batch 0, then of mini-batch 1, ...: so a rank's m-th local
-    mini-batch is part of the same global mini-batch whatever the number of ranks."""
-    per_rank: list[list] = [[] for _ in range(num_shards)]
-    for mini in chunks(items, max(1, len(items) // mini_batches)):
-        for rank, part in enumerate(shard(mini, num_shards)):
-            per_rank[rank].extend(part)
-    return per_rank
-
-
-def chunks(items: list, size: int) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

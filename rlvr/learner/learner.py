@@ -14,19 +14,22 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from rlvr.config import RunConfig
+from rlvr.algo import grpo
+from rlvr.algo.interpolate import interpolate_state_dicts
 from rlvr.algo.losses import LossInputs, build_loss
+from rlvr.config import RunConfig
+from rlvr.data.packing import PackedRow, collate_packed
+from rlvr.learner.batch import MicroBatch, collate
+from rlvr.learner.deepspeed_setup import ds_config, init_process_group, lr_lambda, resolve_backend
+from rlvr.learner.full_weights import iter_full_weights, weight_metas
 from rlvr.learner.old_logprobs import EngineLogprobs, OldLogprobs, OnPolicy, PreviousWeights, Recomputed
+from rlvr.learner.packed_learner import train_grpo_packed
+from rlvr.learner.packed_rollouts import use_varlen_attention
 from rlvr.model_io import load_model
 from rlvr.rollout.base import Rollout
 from rlvr.rollout.weight_sync import NameFilter, WeightSender, plan_buckets
-from rlvr.trainer.full_weights import iter_full_weights, weight_metas
-from rlvr.trainer import grpo
-from rlvr.trainer.batch import MicroBatch, chunks, collate
-from rlvr.trainer.checkpoint import load_rng, save_rng
-from rlvr.trainer.interpolate import interpolate_state_dicts
-from rlvr.trainer.packing import PackedRow, collate_packed
-from rlvr.trainer.deepspeed_setup import ds_config, init_process_group, lr_lambda, resolve_backend
+from rlvr.utils.batching import chunks
+from rlvr.utils.checkpoint import load_rng, save_rng
 
 
 PREV_POLICY = "prev_policy.pt"  # rollout.overlap_old_logprobs=learner: the previous weights, in a checkpoint
@@ -50,10 +53,12 @@ class Learner:
         if torch.cuda.is_available():
             torch.cuda.set_device(0)  # Ray exposes this actor's GPU as device 0
         init_process_group(self.rank, self.world_size, master_addr, master_port, resolve_backend(lc))
-        model = load_model(self.model_path, "float32")
+        model = self._load("float32")
         if lc.gradient_checkpointing:
             model.gradient_checkpointing_enable()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lc.lr, betas=lc.betas, weight_decay=lc.weight_decay)
+        fused = {"fused": True} if lc.fused_adamw and torch.cuda.is_available() else {}
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lc.lr, betas=lc.betas, weight_decay=lc.weight_decay,
+                                      **fused)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_lambda(lc.lr_schedule, lc.warmup_steps, total_optim_steps)
         )
@@ -63,7 +68,7 @@ class Learner:
             config=ds_config(lc, grad_accum_steps, self.world_size),
         )
         if self.cfg.algorithm.kl_coef > 0:
-            self.ref_model = load_model(self.model_path, "float32").to(self.engine.device).eval()
+            self.ref_model = self._load("float32").to(self.engine.device).eval()
             self.ref_model.requires_grad_(False)
         r = self.cfg.rollout
         if r.overlap and r.overlap_old_logprobs == "learner":
@@ -71,7 +76,7 @@ class Learner:
             # module: parameters in its dtype, buffers as DeepSpeed leaves them. A plain .to(bf16) also rounds the
             # rotary inv_freq buffer, which DeepSpeed keeps in float32: |log ratio| 0.041 at step 0 on an H100.
             module = self.engine.module
-            self.prev_model = load_model(self.model_path, "float32").to(self.engine.device).eval()
+            self.prev_model = self._load("float32").to(self.engine.device).eval()
             self.prev_model.requires_grad_(False)
             for kept, trained in zip(self.prev_model.parameters(), module.parameters(), strict=True):
                 kept.data = kept.data.to(trained.dtype)
@@ -82,6 +87,12 @@ class Learner:
         self.pad_id = self.engine.module.config.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.engine.module.config.eos_token_id or 0
+
+    def _load(self, dtype: str):
+        model = load_model(self.model_path, dtype)
+        if self.cfg.learner.max_tokens_per_micro_batch:
+            use_varlen_attention(model)  # packed rows: attention within each sequence
+        return model
 
     def _old_logprob_source(self) -> OldLogprobs:
         """Chosen once (see rlvr/learner/old_logprobs.py for the four cases)."""
@@ -139,6 +150,8 @@ class Learner:
 
     def train_grpo(self, rollouts: list[Rollout]) -> dict[str, float]:
         """One or more optimizer steps (algorithm.mini_batches) on this rank's shard of the rollout batch."""
+        if self.cfg.learner.max_tokens_per_micro_batch:
+            return train_grpo_packed(self, rollouts)
         alg = self.cfg.algorithm
         self.engine.train()
         self.old_logprobs.start(rollouts)
