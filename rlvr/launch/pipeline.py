@@ -56,7 +56,7 @@ def stage_config(run: RunConfig, spec: StageSpec, model_path: str | None, data_p
         build_filters(cfg.data.filters)  # a misspelt filter fails now, not after the stages before it
     except ConfigError as exc:
         raise ConfigError(f"stage {spec.stage_name!r}: {exc}") from None
-    if spec.kind in ("pretrain", "sft"):
+    if spec.kind not in ("grpo", "data"):  # pretrain, sft, and rft (which trains with sft.batch_rows)
         lm = cfg.pretrain if spec.kind == "pretrain" else cfg.sft
         per_step = cfg.learner.num_actors * cfg.learner.micro_batch_size
         if lm.batch_rows % per_step:

@@ -71,6 +71,14 @@ def run_sft(cfg: RunConfig) -> StageResult:
     return StageResult(final_model(cfg), None, metrics)
 
 
+def run_rft(cfg: RunConfig) -> StageResult:
+    from rlvr.launch.rft import run_rft_job
+
+    rounds = run_rft_job(cfg)
+    last = rounds[-1]
+    return StageResult(final_model(cfg), None, {k: float(last[k]) for k in ("pass_rate", "kept", "samples")})
+
+
 def generated_corpora(cfg: RunConfig) -> dict[str, list[str]]:
     """What `generated:` names in curate.sources / eval_sets: the run's generated pretraining corpus (with the
     planted duplicates and held-out leaks its source asks for) and the held-out problems."""
@@ -107,4 +115,5 @@ def run_data(cfg: RunConfig) -> StageResult:
 
 
 StageRunner = Callable[[RunConfig], StageResult]
-RUNNERS: dict[str, StageRunner] = {"data": run_data, "pretrain": run_pretrain, "sft": run_sft, "grpo": run_grpo}
+RUNNERS: dict[str, StageRunner] = {"data": run_data, "pretrain": run_pretrain, "sft": run_sft, "grpo": run_grpo,
+                                   "rft": run_rft}
