@@ -54,7 +54,9 @@ def connect(cfg: RunConfig) -> None:
     # A laptop run oversubscribes its cores on purpose: actors mostly wait on one another.
     needed = sum(r.count * r.spec.num_cpus for r in roles(cfg))
     num_cpus = cfg.cluster.num_cpus or max(os.cpu_count() or 1, math.ceil(needed))
-    ray.init(num_cpus=num_cpus, log_to_driver=True)
+    # address="local": the documented "else start a local cluster", even while a `ray start` or
+    # cluster_utils.Cluster of another process runs on this machine (a bare ray.init() joins the newest)
+    ray.init(address="local", num_cpus=num_cpus, log_to_driver=True)
 
 
 def check_feasible(cfg: RunConfig, nodes: list[dict[str, float]], only: tuple[str, ...] | None = None) -> None:
