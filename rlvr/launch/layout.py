@@ -1,9 +1,9 @@
 """GPU layouts: where a run's actors go on the cluster's nodes, and who is which rank of the weight broadcast.
 
-`check_feasible` and `check_packing` (cluster.py) ask whether each bundle fits some node and whether the totals fit; that misses
+A check that each bundle fits some node and that the totals fit misses
 layouts whose totals fit but whose bundles do not fit *together*: two 2-GPU vLLM engines (tensor_parallel_size 2)
 on nodes of 3 and 1 GPUs, or a STRICT_SPREAD run with more actors than nodes. Ray would leave such a placement
-group pending until `cluster.actor_timeout_s`; `assign_bundles` finds that out at once, by a small exact search
+group pending until `cluster.actor_timeout_s`; `assign_bundles` (called by `cluster.check_packing`) finds that out at once, by a small exact search
 (tens of bundles, a few nodes), so the run stops with one line before any actor starts.
 
 `broadcast_layout` names each rank of the NCCL group `weight_sync: nccl` forms (learner rank 0, then every worker
