@@ -22,7 +22,7 @@ COMMON = ("data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.mi
           "learner.num_actors=1", "learner.backend=gloo", "learner.lr=1e-2")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session")  # destroyed once, at the end: DeepSpeed cannot re-create it in-process
 def process_group():
     """DeepSpeed creates the (one-rank) process group on the first setup and reuses it for later learners. Session
     scope: DeepSpeed keeps its handle on the group, so a group destroyed after one module breaks the next module's
