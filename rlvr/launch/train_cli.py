@@ -11,6 +11,7 @@ from rlvr.config import ConfigError, RunConfig, load_config
 from rlvr.data.prompts import PromptSampler
 from rlvr.launch.components import build_weight_sync, check_loss
 from rlvr.launch.input_checks import check_grpo_inputs, check_model_fits
+from rlvr.learner.lora import check_lora
 from rlvr.model_io import load_tokenizer, resolve_model_path
 
 
@@ -60,6 +61,7 @@ def preflight(cfg: RunConfig):
 
     examples = check_grpo_inputs(cfg)
     check_loss(cfg)
+    check_lora(cfg)
     out = Path(cfg.run.output_dir)
     claim(out, cfg.checkpoint.resume, cfg.run.overwrite)
     if cfg.checkpoint.resume:  # verified now, before any actor starts (resume finds the result again)
