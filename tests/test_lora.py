@@ -113,3 +113,13 @@ def test_qlora_is_refused_on_cpu_before_any_actor(tiny_model_dir, tmp_path):
     with pytest.raises(ConfigError, match="lora.sync=adapter sends adapters through the object store"):
         tiny_config(tiny_model_dir, tmp_path, *LORA, "learner.lora.sync=adapter", "rollout.engine=vllm",
                     "rollout.weight_sync=nccl", "learner.resources.num_gpus=1", "rollout.resources.num_gpus=1")
+
+
+def test_qlora_on_cpu_is_one_error_line_from_the_cli(tmp_path):
+    from tests.test_cli_errors import run_train
+
+    proc = run_train(tmp_path, *LORA, "learner.lora.quantize=nf4", "learner.precision=bf16")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("rlvr: error: learner.lora.quantize=nf4 (QLoRA) needs GPU learners"), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "metrics.jsonl").exists()
