@@ -40,7 +40,8 @@ def lp(model, learner: Learner, rollouts) -> torch.Tensor:
 
 
 def test_a_lora_step_moves_only_the_adapters(process_group, tiny_model_dir, tmp_path):
-    learner = build(tiny_model_dir, tmp_path, "algorithm.kl_coef=0.1")
+    # ZeRO-0: the optimizer is the torch one itself (ZeRO-1/2 would also drop frozen parameters on their own)
+    learner = build(tiny_model_dir, tmp_path, "algorithm.kl_coef=0.1", "learner.zero_stage=0")
     peft_model = learner.engine.module
     adapters = {n: p.detach().clone() for n, p in peft_model.named_parameters() if "lora_" in n}
     assert adapters and all(p.requires_grad == ("lora_" in n) for n, p in peft_model.named_parameters())
@@ -123,3 +124,24 @@ def test_qlora_on_cpu_is_one_error_line_from_the_cli(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("rlvr: error: learner.lora.quantize=nf4 (QLoRA) needs GPU learners"), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_an_sft_step_with_lora_moves_only_the_adapters(process_group, tiny_model_dir, tmp_path):
+    from tests.test_lm_learner import make_rows
+
+    rows = make_rows(40, vocab=60, seq_len=24)[:8]
+    cfg = tiny_config(tiny_model_dir, tmp_path, *COMMON)
+    learner = Learner(cfg, tiny_model_dir, rank=0, world_size=1)
+    learner.setup("127.0.0.1", free_port(), len(rows) // cfg.learner.micro_batch_size, total_optim_steps=2)
+    for _ in range(2):
+        stats = learner.train_lm(rows)
+    assert stats["tokens"] > 0
+    base = load_model(tiny_model_dir).state_dict()
+    for name, p in learner.engine.module.named_parameters():
+        if "lora_" not in name:
+            assert torch.equal(p, base[name.removeprefix("base_model.model.").replace(".base_layer.", ".")])
+    learner.export_interpolated(str(tmp_path), 0.5)  # the LM stages' export: (start + merged) / 2, a plain model
+    merged, exported = learner.state_dict(), load_model(str(tmp_path / "hf")).state_dict()
+    assert any(not torch.equal(merged[k], base[k]) for k in base)
+    for k in base:
+        assert torch.allclose(exported[k], (base[k] + merged[k]) / 2, atol=1e-7), k
