@@ -66,3 +66,28 @@ def test_rollout_logprobs_match_learner_after_merged_and_adapter_sync(ray_cluste
         learners.shutdown()
         placement.remove()
         placement2.remove()
+
+
+class Stop(Exception):
+    pass
+
+
+def test_lora_run_resumed_matches_uninterrupted(ray_cluster, tiny_model_dir, tmp_path):
+    """Through the GRPO loop with adapter-only sync: stopped after its checkpoint at 2 steps and resumed (adapters,
+    optimizer and schedule restored; the engines get the adapter again), it logs what an uninterrupted run logs."""
+    from tests import rl_runs
+
+    lora = (*LORA, "learner.lora.sync=adapter", "algorithm.kl_coef=0.05", "learner.lr=2e-2",
+            "learner.num_actors=1", "rollout.num_actors=1")  # fewer actors: this test runs 2.5 GRPO runs
+    rl_runs.run(rl_runs.config(tiny_model_dir, tmp_path / "whole", *lora))
+    want = rl_runs.rows(tmp_path / "whole")
+    assert all(r["weight_sync/bytes"] == want[0]["weight_sync/bytes"] > 0 for r in want)
+
+    def stop(step: int) -> None:
+        if step == 2:  # after the checkpoint at 2 steps: step index 2 is redone after resuming
+            raise Stop
+
+    with pytest.raises(Stop):
+        rl_runs.run(rl_runs.config(tiny_model_dir, tmp_path / "cut", *lora), on_step=stop)
+    rl_runs.run(rl_runs.config(tiny_model_dir, tmp_path / "cut", *lora, "checkpoint.resume=true"))
+    rl_runs.assert_same_metrics(rl_runs.rows(tmp_path / "cut"), want)
