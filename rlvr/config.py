@@ -70,6 +70,18 @@ class ModelSection(_Section):
         return self
 
 
+class FilterSpec(BaseModel):
+    """One record filter (`rlvr.data.filters`): a registered name or `module:factory`; every other key is passed to
+    the filter's factory (checked when the filters are built, before any actor starts)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class DataSection(_Section):
     source: Literal["copy_digits", "add_digits", "word_problems", "gsm8k", "jsonl"] = "copy_digits"
     """Built-in generated tasks (`copy_digits`, `add_digits`, `word_problems`: the train split of
@@ -85,6 +97,9 @@ class DataSection(_Section):
     prompts_per_step: int = Field(8, ge=1)
     num_examples: int = Field(2000, ge=1)
     """For generated sources: how many examples to generate."""
+    filters: list[FilterSpec] = Field(default_factory=list)
+    """Record filters applied, in order, to every stage's data (prompts, pretraining text, SFT chats, the held-out
+    set); a pipeline stage can override them in its `overrides`."""
 
     @model_validator(mode="after")
     def _path_needed(self) -> DataSection:
@@ -141,6 +156,19 @@ class RolloutSection(_Section):
     copy of its weights from before its last update and recomputes them with one extra forward pass (the copy is
     saved with checkpoints; not with ZeRO-3, whose ranks hold only a shard of the weights). On one H100 shared by
     vLLM and the learner, learner was the slower of the two (1.15 vs 1.08 s per step, docs/benchmarks.md)."""
+    ignore_eos: bool = False
+    """vLLM: every completion runs to max_new_tokens (throughput benchmarks, where the work must not depend on
+    the weights; both sides of benchmarks/gpu/bench_grpo_matrix.py's W3 force the length)."""
+    max_num_seqs: int | None = Field(None, ge=1)
+    """vLLM engine settings for large batches (None: vLLM's default): sequences decoded together,"""
+    max_num_batched_tokens: int | None = Field(None, ge=16)
+    """tokens per engine step (prefill chunks),"""
+    enable_prefix_caching: bool | None = None
+    """reuse of a group's shared prompt KV cache,"""
+    async_scheduling: bool | None = None
+    """scheduling the next step while the GPU runs the current one,"""
+    cudagraph_capture_sizes: list[int] | None = None
+    """and the batch sizes CUDA graphs are captured for (fewer: faster start)."""
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
 
     @model_validator(mode="after")
@@ -249,6 +277,26 @@ class LearnerSection(_Section):
     grad_clip: float = Field(1.0, ge=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     gradient_checkpointing: bool = False
+    max_tokens_per_micro_batch: int | None = Field(None, ge=16)
+    """GRPO: pack rollouts (prompt + completion, never split) into micro-batches of at most this many tokens, one
+    row each, with no padding: positions restart per sequence and attention stays within it (a varlen flash
+    kernel on GPU, one causal attention per sequence on CPU). micro_batch_size is then unused by GRPO updates.
+    None: padded micro-batches of micro_batch_size rollouts."""
+    logprob_chunk_tokens: int | None = Field(None, ge=1)
+    """With packing: the LM head and log-softmax run over this many completion tokens at a time (recomputed in
+    the backward pass), so no (tokens x vocabulary) float32 tensor is ever whole. None: one chunk."""
+    fused_adamw: bool = False
+    """torch's fused AdamW kernel (GPU only; ignored on CPU)."""
+
+    @model_validator(mode="after")
+    def _chunks_need_whole_weights(self) -> LearnerSection:
+        if self.logprob_chunk_tokens and self.zero_stage == 3:
+            # ZeRO-3 gathers the LM head's weight at each call, and ranks with other lengths make other numbers
+            # of chunk calls: their collectives would not match
+            raise ValueError("learner.logprob_chunk_tokens needs learner.zero_stage 0-2 (ZeRO-3 shards the LM head)")
+        if self.logprob_chunk_tokens and not self.max_tokens_per_micro_batch:
+            raise ValueError("learner.logprob_chunk_tokens needs learner.max_tokens_per_micro_batch (packed rows)")
+        return self
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     """auto: nccl when the learner has a GPU, gloo otherwise."""
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
@@ -263,6 +311,11 @@ class LearnerSection(_Section):
             # merged sync and exports read each base weight whole; with adapters this small, ZeRO-3 buys nothing
             raise ValueError("learner.lora needs learner.zero_stage <= 2 (the adapters are small; the frozen base "
                              "is not sharded)")
+        if self.max_tokens_per_micro_batch:
+            # the packed path swaps the HF model's LM head and reads a separate reference model: neither is wired
+            # for a peft-wrapped model yet
+            raise ValueError("learner.lora does not work with packed micro-batches yet: unset "
+                             "learner.max_tokens_per_micro_batch (and logprob_chunk_tokens)")
         if self.lora.quantize == "nf4" and self.precision != "bf16":
             raise ValueError(f"learner.lora.quantize=nf4 trains bf16 adapters: set learner.precision=bf16 "
                              f"(got {self.precision})")

@@ -45,3 +45,20 @@ def test_sampling_seed_depends_only_on_step_and_draw():
     seeds = {sampling_params(cfg, s, d).seed for s in range(50) for d in range(5)}
     assert len(seeds) == 250
     assert sampling_params(cfg, 3).seed == sampling_params(cfg, 3).seed
+
+
+def test_worker_seeds_never_overlap_across_steps_draws_workers_and_run_seeds():
+    """Every (run seed, step, refill draw, worker) samples with its own seed (issue 19: worker 1 at draw d reused
+    worker 0's seed at draw d + 1, so a refill drew the same completions again)."""
+    from rlvr.actors.rollout_group import worker_seeds
+
+    keys = {}
+    for run_seed in (0, 1, 1000):
+        cfg = load_config(None, ["model.random_init.hidden_size=64", f"run.seed={run_seed}"])
+        for step in range(30):
+            for draw in range(5):
+                for worker, seed in enumerate(worker_seeds(sampling_params(cfg, step, draw).seed, 4)):
+                    assert seed not in keys, f"{(run_seed, step, draw, worker)} reuses the seed of {keys[seed]}"
+                    assert 0 <= seed < 2**63
+                    keys[seed] = (run_seed, step, draw, worker)
+    assert worker_seeds(None, 2) == [None, None]

@@ -13,7 +13,7 @@ import rlvr.launch.cluster
 from rlvr.cli import main as rlvr_main
 from rlvr.config import ConfigError, load_config
 from rlvr.eval.tasks import shared_data_dir
-from rlvr.launch.input_checks import check_submit_inputs
+from rlvr.launch.submit import check_submit_inputs
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = str(REPO / "configs" / "tiny.yaml")

@@ -22,10 +22,7 @@ LAYERS = [
     {"rlvr.__main__"},
 ]
 
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # removed on branch seams-b (issue 13, point 4): delete this entry once merged
-    frozenset({"rlvr.launch.pipeline", "rlvr.launch.train_cli"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -38,10 +38,16 @@ def train_once(cfg, model_dir: str, rollouts: list[Rollout]) -> dict[str, torch.
         placement.remove()
 
 
-@pytest.mark.parametrize("zero_stage,loss_agg,mini_batches", [(2, "token_mean", 1), (3, "seq_mean", 1),
-                                                             (2, "token_mean", 2)])
-def test_two_ranks_equal_one_rank(ray_cluster, tiny_model_dir, tmp_path, zero_stage, loss_agg, mini_batches):
-    common = ["data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.micro_batch_size=2",
+PACKED = ["learner.max_tokens_per_micro_batch=24"]  # <= 24 tokens: the ranks get different numbers of them
+
+
+@pytest.mark.parametrize("zero_stage,loss_agg,mini_batches,packing", [
+    (2, "token_mean", 1, []), (3, "seq_mean", 1, []), (2, "token_mean", 2, []),
+    (2, "token_mean", 2, [*PACKED, "learner.logprob_chunk_tokens=5"]), (3, "seq_mean", 1, PACKED)],
+    ids=["zero2", "zero3_seq", "zero2_mini2", "zero2_mini2_packed_chunked", "zero3_seq_packed"])
+def test_two_ranks_equal_one_rank(ray_cluster, tiny_model_dir, tmp_path, zero_stage, loss_agg, mini_batches,
+                                  packing):
+    common = [*packing, "data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.micro_batch_size=2",
               "learner.lr=1e-2", f"learner.zero_stage={zero_stage}", f"algorithm.loss_agg={loss_agg}",
               "rollout.num_actors=1", "rewards.num_workers=1", f"algorithm.mini_batches={mini_batches}",
               "learner.resources.num_cpus=1", "rollout.resources.num_cpus=0", "rewards.resources.num_cpus=0"]

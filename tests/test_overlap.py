@@ -24,10 +24,10 @@ from rlvr.trainer.grpo_loop import Workers, run_grpo
 class Rollouts:
     """Completion token = the weights version it was sampled with; its reward depends on the sample index."""
 
-    def __init__(self, seed_base: int):
+    def __init__(self, step_of_seed: dict[int, int]):
         self.version = 0
         self.generating = threading.Event()
-        self.seed_base = seed_base
+        self.step_of_seed = step_of_seed
         self.steps_started: set[int] = set()
         self.called = threading.Condition()
 
@@ -38,7 +38,7 @@ class Rollouts:
     def generate(self, prompt_ids, params):
         self.generating.set()
         with self.called:
-            self.steps_started.add((params.seed - self.seed_base) // 1000)  # see grpo_loop.sampling_params
+            self.steps_started.add(self.step_of_seed[params.seed])  # see grpo_loop.sampling_params
             self.called.notify_all()
         try:
             return [Completion(i, [self.version], [-0.5], str(k % 2)) for i, _ in enumerate(prompt_ids)
@@ -121,7 +121,10 @@ def setup(tmp_path: Path, overlap: bool, steps: int = 5, *extra: str):
                              "data.prompts_per_step=2", "rollout.samples_per_prompt=2", "data.source=copy_digits",
                              "learner.num_actors=1", "learner.micro_batch_size=4",
                              f"run.output_dir={tmp_path}", *extra])
-    rollouts = Rollouts(cfg.run.seed * 1_000_003)
+    from rlvr.trainer.grpo_loop import sampling_params
+
+    rollouts = Rollouts({sampling_params(cfg, s, d).seed: s for s in range(steps)
+                         for d in range(cfg.algorithm.max_refill_draws + 1)})
     learner = Learner(rollouts, steps if overlap else 0)
     return cfg, Workers(rollouts, Rewards(), learner), learner
 

@@ -81,7 +81,11 @@ def test_pipeline_end_to_end_hands_each_stage_to_the_next(tmp_path):
         assert f"after {name}: held-out accuracy" in proc.stdout
     rows = [json.loads(line) for line in (out / "pretrain" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(r["lm/loss"] > 0 and r["throughput/tokens_per_s"] > 0 for r in rows)
+    # each language-model stage has to learn, not only run: its loss falls over its 4 steps
+    for name in ("pretrain", "sft"):
+        losses = [json.loads(line)["lm/loss"] for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+        assert losses[-1] < losses[0], f"{name} loss did not fall: {losses}"
     assert (out / "grpo" / "metrics.jsonl").is_file()
     # any stage can run alone: the GRPO stage now finds the SFT export it starts from
     stages, start = select(plan(load_config(TINY, [f"run.output_dir={out}"])), ["grpo"], None)
-    assert [s.name for s in stages] == ["grpo"] and start == results["sft"]["export"]
+    assert [s.name for s in stages] == ["grpo"] and start.model_path == results["sft"]["export"]

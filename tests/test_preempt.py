@@ -13,7 +13,8 @@ import pytest
 
 from rlvr.actors.learner_group import LearnerGroup
 from rlvr.config import load_config
-from rlvr.launch.pipeline import run_lm_job, stage_config
+from rlvr.launch.lm_job import run_lm_job
+from rlvr.launch.pipeline import stage_config
 from rlvr.utils.checkpoint import CheckpointDir
 from rlvr.utils.preempt import Preempted
 from tests import rl_runs

@@ -24,22 +24,30 @@ VARIANTS = {  # name: config overrides
     "zero0_micro16": ["learner.zero_stage=0", "learner.micro_batch_size=16"],
     "zero2_micro64": ["learner.zero_stage=2", "learner.micro_batch_size=64"],
     "zero0_micro64": ["learner.zero_stage=0", "learner.micro_batch_size=64"],
+    # issue 20's W3 learner shape (--shape w3): packed by a token budget, chunked logprobs, fused AdamW
+    "packed16k": ["learner.zero_stage=2", "learner.max_tokens_per_micro_batch=16384",
+                  "learner.logprob_chunk_tokens=2048", "learner.fused_adamw=true"],
+    "padded_micro8": ["learner.zero_stage=2", "learner.micro_batch_size=8"],
     # issue 16 (docs/lora.md), not run yet: the same update with LoRA adapters only, and on a 4-bit NF4 base (needs
     # bitsandbytes, which the GPU image lacks: carry a wheel). Not in the default --variants.
     "lora_r16_micro16": ["learner.zero_stage=2", "learner.micro_batch_size=16", "learner.lora.r=16"],
     "qlora_r16_micro16": ["learner.zero_stage=2", "learner.micro_batch_size=16", "learner.lora.r=16",
                           "learner.lora.quantize=nf4"],
 }
+SHAPES = {  # rollouts per update, prompts per group, prompt and completion length ranges
+    "w1": dict(n=64, G=8, prompt=(90, 140), completion=(60, 256)),
+    "w3": dict(n=512, G=8, prompt=(64, 128), completion=(1024, 1024)),
+}
 
 
-def synthetic_rollouts(n: int, vocab: int, seed: int = 0):
+def synthetic_rollouts(n: int, vocab: int, seed: int = 0, prompt_len=(90, 140), completion_len=(60, 256)):
     from rlvr.rollout.base import Rollout
 
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        prompt = [rng.randrange(min(100, vocab - 1), vocab) for _ in range(rng.randint(90, 140))]
-        completion = [rng.randrange(min(100, vocab - 1), vocab) for _ in range(rng.randint(60, 256))]
+        prompt = [rng.randrange(min(100, vocab - 1), vocab) for _ in range(rng.randint(*prompt_len))]
+        completion = [rng.randrange(min(100, vocab - 1), vocab) for _ in range(rng.randint(*completion_len))]
         out.append(Rollout(prompt, completion, [-1.0] * len(completion), 0.0, rng.gauss(0, 1), group=i // 8))
     return out
 
@@ -48,18 +56,22 @@ def run_variant(args) -> dict:
     import torch
 
     from rlvr.config import load_config
+
+    shape = SHAPES[args.shape]
     from rlvr.learner.deepspeed_setup import free_port
     from rlvr.learner.learner import Learner
 
     cfg = load_config(None, [f"model.path={args.model}", "model.dtype=bfloat16", "learner.num_actors=1",
-                             "learner.precision=bf16", "learner.lr=1e-6", "rollout.samples_per_prompt=8",
-                             "data.prompts_per_step=8", *VARIANTS[args.variant]])
+                             "learner.precision=bf16", "learner.lr=1e-6",
+                             f"rollout.samples_per_prompt={shape['G']}", f"data.prompts_per_step={shape['n'] // shape['G']}",
+                             *VARIANTS[args.variant]])
     learner = Learner(cfg, args.model, 0, 1)
     t = time.perf_counter()
     learner.setup("127.0.0.1", free_port(), cfg.grad_accum_steps, 100)
     setup_s = time.perf_counter() - t
     vocab = learner.engine.module.config.vocab_size
-    batches = [synthetic_rollouts(64, vocab, seed) for seed in range(args.steps + 2)]
+    batches = [synthetic_rollouts(shape["n"], vocab, seed, shape["prompt"], shape["completion"])
+               for seed in range(args.steps + args.warmup)]
     cuda = torch.cuda.is_available()  # CPU: a dry run of the script itself
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     times = []
@@ -68,13 +80,18 @@ def run_variant(args) -> dict:
         t = time.perf_counter()
         learner.train_grpo(batch)
         sync()
-        if i >= 2:
+        print(f"update {i}: {time.perf_counter() - t:.3f} s", file=sys.stderr, flush=True)
+        if i >= args.warmup:
             times.append(time.perf_counter() - t)
     out = {"variant": args.variant, "overrides": VARIANTS[args.variant], "setup_s": round(setup_s, 1),
            "step_s": [round(x, 4) for x in times], "median_s": round(statistics.median(times), 4),
            "tokens_per_update": sum(len(r.prompt_ids) + len(r.completion_ids) for r in batches[0]),
            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
+    params = sum(p.numel() for p in learner.engine.module.parameters())
+    # model FLOPs utilisation against the H100's bf16 dense peak (989 TFLOP/s): 6 x parameters x tokens
+    out.update(params=params, mfu=round(6 * params * out["tokens_per_update"] / out["median_s"] / 989e12, 4))
     if args.profile:
+        emit(out)  # the timings survive a profile that runs out of time
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
@@ -95,6 +112,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--variants", default=",".join(k for k in VARIANTS if "lora" not in k))
     ap.add_argument("--profile-variant", default="zero2_micro16")
+    ap.add_argument("--shape", choices=list(SHAPES), default="w1")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed updates first")
     ap.add_argument("--variant", default=None, help="internal: run one variant and print JSON")
     ap.add_argument("--profile", action="store_true", help="internal")
     ap.add_argument("--phase-timeout", type=float, default=150)
@@ -103,9 +122,11 @@ def main() -> None:
     if args.variant:
         emit(run_variant(args))
         return
-    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": args.model, "variants": {}}
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": args.model, "shape": args.shape,
+              "variants": {}}
     for name in args.variants.split(","):
-        cmd = [sys.executable, __file__, "--model", args.model, "--steps", str(args.steps), "--variant", name]
+        cmd = [sys.executable, __file__, "--model", args.model, "--steps", str(args.steps), "--variant", name,
+               "--shape", args.shape, "--warmup", str(args.warmup)]
         if name == args.profile_variant:
             cmd.append("--profile")
         report["variants"][name] = run_phase(cmd, args.phase_timeout)

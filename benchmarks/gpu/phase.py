@@ -26,7 +26,10 @@ def run_phase(cmd: list[str], timeout_s: float, tail_chars: int = 6000) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=30)
         sys.stderr.write(err[-tail_chars:])
-        return {"error": f"timeout after {timeout_s:.0f} s"}
+        # a phase may have emitted a partial result before it ran out of time (e.g. timings before a profile)
+        partial = [l for l in out.splitlines() if l.startswith("RESULT ")]
+        return {**(json.loads(partial[-1][len("RESULT "):]) if partial else {}),
+                "error": f"timeout after {timeout_s:.0f} s"}
     finally:
         # whatever the phase left behind (vLLM's engine core, Ray's daemons) must not hold the GPU for the next
         try:

@@ -35,22 +35,52 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.3)
     ap.add_argument("--template", default=TEMPLATE)
     ap.add_argument("--gradient-checkpointing", action="store_true", help="TRL's own default (off here)")
+    ap.add_argument("--plain-prompts", action="store_true", help="prompts as text, not chat messages (a model "
+                    "without a chat template: the W3 random-weight model)")
+    ap.add_argument("--ignore-eos", action="store_true", help="every completion runs to --max-new-tokens")
+    ap.add_argument("--vllm-max-model-len", type=int, default=None)
     ap.add_argument("--no-vllm", action="store_true", help="generate with transformers (CPU dry run)")
     ap.add_argument("--workdir", default="/tmp/trl_grpo")
     ap.add_argument("--out", required=True)
     return ap.parse_args(argv)
 
 
-def load_dataset(path: str, template: str, seed: int = 0):
+def load_dataset(path: str, template: str, seed: int = 0, plain: bool = False):
     from datasets import Dataset
 
     with open(path, encoding="utf-8") as f:  # not str.splitlines: questions hold U+2028, which it splits on
         rows = [json.loads(line) for line in f if line.strip()]
     random.Random(seed).shuffle(rows)
-    return Dataset.from_list([
-        {"prompt": [{"role": "user", "content": template.format(prompt=r["question"])}], "answer": r["answer"]}
-        for r in rows
-    ])
+
+    def prompt(q: str):
+        text = template.format(prompt=q)
+        return text if plain else [{"role": "user", "content": text}]
+
+    return Dataset.from_list([{"prompt": prompt(r["question"]), "answer": r["answer"]} for r in rows])
+
+
+def time_generation(trainer) -> list[dict]:
+    """Wrap TRL's generation+scoring call: its seconds and the prompt/completion tokens it produced, per call (one
+    call per optimizer step here), so that the step splits into rollout and learner time like rlvr's."""
+    import torch
+
+    calls: list[dict] = []
+    inner = trainer._generate_and_score_completions
+
+    def timed(inputs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = inner(inputs)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        calls.append({"s": time.perf_counter() - t,
+                      "prompt_tokens": int(out["prompt_mask"].sum()) if "prompt_mask" in out else None,
+                      "completion_tokens": int(out["completion_mask"].sum()) if "completion_mask" in out else None})
+        return out
+
+    trainer._generate_and_score_completions = timed
+    return calls
 
 
 def correctness(prompts, completions, answer, **_) -> list[float]:
@@ -112,10 +142,14 @@ def main(argv=None) -> int:
         report_to="none",
         seed=0,
         dataloader_num_workers=0,
+        generation_kwargs={"ignore_eos": True} if args.ignore_eos else None,
+        **({"vllm_max_model_length": args.vllm_max_model_len} if args.vllm_max_model_len else {}),
     )
     timer = step_timer()
     trainer = GRPOTrainer(model=args.model, reward_funcs=correctness, args=config,
-                          train_dataset=load_dataset(args.data, args.template), callbacks=[timer])
+                          train_dataset=load_dataset(args.data, args.template, plain=args.plain_prompts),
+                          callbacks=[timer])
+    generation = time_generation(trainer)
     t_ready = time.perf_counter()
     trainer.train()
     steps = [b - a for a, b in zip(timer.marks, timer.marks[1:])]
@@ -126,6 +160,7 @@ def main(argv=None) -> int:
         "gradient_checkpointing": args.gradient_checkpointing,
         "reward_mean": [l.get("reward") for l in logs],
         "completion_length_mean": [l.get("completions/mean_length") for l in logs],
+        "generation": generation,
         "trl_logs": logs,
     }
     Path(args.out).write_text(json.dumps(result, indent=1))

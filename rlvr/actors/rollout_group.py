@@ -14,12 +14,18 @@ import ray
 
 from rlvr.actors.calls import ActorDied, gather, outcomes
 from rlvr.config import RunConfig
-from rlvr.rollout.base import Completion, SamplingParams
+from rlvr.rollout.base import Completion, SamplingParams, derive_seed
 from rlvr.rollout.weight_sync import broadcast_ranks
 from rlvr.rollout.worker import RolloutWorker
 from rlvr.utils.batching import shard
 
 log = logging.getLogger("rlvr")
+
+
+def worker_seeds(seed: int | None, num_workers: int) -> list[int | None]:
+    """Each worker's own seed so workers do not draw the same samples. A hash of (seed, worker): `seed + i` handed
+    worker 1 the seed the loop gives worker 0 at the next refill draw (seed + 1)."""
+    return [None if seed is None else derive_seed(seed, i) for i in range(num_workers)]
 
 
 class RolloutGroup:
@@ -84,10 +90,10 @@ class RolloutGroup:
     def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:
         parts = shard(prompt_ids, len(self.actors))
 
+        seeds = worker_seeds(params.seed, len(self.actors))
+
         def submit(i, actor):
-            # each worker gets its own seed so workers do not draw the same samples
-            seed = None if params.seed is None else params.seed + i
-            return actor.generate.remote(parts[i], dataclasses.replace(params, seed=seed))
+            return actor.generate.remote(parts[i], dataclasses.replace(params, seed=seeds[i]))
 
         results, offset = [], 0
         for part, completions in zip(parts, self._call_all("generate", submit)):

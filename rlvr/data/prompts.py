@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from rlvr.config import ConfigError, DataSection
-from rlvr.data.jsonl import read_objects
+from rlvr.config import DataSection, FilterSpec
+from rlvr.data.filters import apply_filters
+from rlvr.data.records import open_source, take_keys
 from rlvr.data.sampler import EpochSampler
 
 
@@ -32,19 +33,12 @@ def add_digits(n: int, seed: int) -> list[Example]:
     return out
 
 
-def read_jsonl(path: str, prompt_key: str, answer_key: str) -> list[Example]:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"data.path {path!r} does not exist")
-    examples = []
-    for lineno, row in read_objects(p, "data.path"):
-        if prompt_key not in row or answer_key not in row:
-            raise ConfigError(f"{path}:{lineno}: needs keys {prompt_key!r} and {answer_key!r}")
-        examples.append(Example(str(row[prompt_key]), str(row[answer_key])))
-    return examples
+def read_jsonl(path: str, prompt_key: str, answer_key: str, what: str = "data.path") -> list[Example]:
+    rows = list(open_source(path, what).located())
+    return [Example(r["prompt"], r["answer"]) for r in take_keys(rows, {"prompt": prompt_key, "answer": answer_key})]
 
 
-def load_examples(cfg: DataSection, seed: int) -> list[Example]:
+def source_examples(cfg: DataSection, seed: int) -> list[Example]:
     if cfg.source == "copy_digits":
         return copy_digits(cfg.num_examples, seed)
     if cfg.source == "add_digits":
@@ -55,6 +49,15 @@ def load_examples(cfg: DataSection, seed: int) -> list[Example]:
         return [Example(p.question, str(p.answer)) for p in word_problems(cfg.num_examples, seed)]
     # GSM8K's answer field keeps the worked solution; the reward extracts the gold after '####'
     return read_jsonl(cfg.path, cfg.prompt_key, cfg.answer_key)
+
+
+def filter_examples(examples: list[Example], specs: Sequence[FilterSpec], what: str) -> list[Example]:
+    records = [{"prompt": ex.prompt, "answer": ex.reference} for ex in examples]
+    return [Example(r["prompt"], r["answer"]) for r in apply_filters(records, specs, what)]
+
+
+def load_examples(cfg: DataSection, seed: int) -> list[Example]:
+    return filter_examples(source_examples(cfg, seed), cfg.filters, "the GRPO prompts")
 
 
 # A prompt sampler is the generic resumable epoch sampler over Examples.

@@ -16,7 +16,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlvr.config import ConfigError, ModelSection, RewardsSection, RolloutSection
+import yaml
+from pydantic import ValidationError
+
+from rlvr.config import ConfigError, FilterSpec, ModelSection, RewardsSection, RolloutSection
+from rlvr.data.filters import build_filters
 from rlvr.eval import tasks
 from rlvr.eval.compare import compare_results
 from rlvr.eval.runner import EvalSettings, Judgement, Scorer, gsm8k_scorer, run_eval, summary_path
@@ -31,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "'#### N' answer; flexible: the last number); math500: MATH-500, zero-shot, the \\boxed{} answer scored by "
                         "the math reward (default: %(default)s)")
     p.add_argument("--data", help="JSONL file (default: ../shared/data/<task>/test.jsonl) or a hub dataset name")
-    p.add_argument("--limit", type=int, help="evaluate the first N items only")
+    p.add_argument("--limit", type=int, help="evaluate the first N items only (after --filter)")
+    p.add_argument("--filter", dest="filters", action="append", default=[], metavar="YAML",
+                   help="a record filter as in a config's data.filters, e.g. --filter '{name: exact_dedup}' "
+                        "(repeatable, applied in order)")
     p.add_argument("--engine", choices=["hf", "vllm"], default="hf",
                    help="hf: transformers generation on CPU or GPU (--device, --batch-size); vllm: vLLM on a GPU "
                         "(the vllm extra) (default: %(default)s)")
@@ -60,6 +67,7 @@ class Plan:
     settings: EvalSettings
     out: Path
     fewshot: int
+    filters: list[FilterSpec]
 
 
 def check_args(args: argparse.Namespace) -> Plan:
@@ -83,13 +91,27 @@ def check_args(args: argparse.Namespace) -> Plan:
         raise ConfigError(f"--num-fewshot must be >= 0, got {fewshot}")
     data = args.data or str(tasks.default_data_path(task))
     tasks.check_data_source(data)
+    filters = parse_filters(args.filters)
     _check_model_arg(args.model)
     out = Path(args.out or f"runs/eval/{task.name}-{Path(args.model.rstrip('/')).name}.jsonl")
     # HF: one engine call per forward batch (progress and lines written per batch); vLLM batches best when large.
     settings = EvalSettings(samples=args.samples, temperature=temperature, top_p=args.top_p,
                             max_new_tokens=args.max_new_tokens, seed=args.seed,
                             chunk=max(1, args.batch_size // args.samples) if args.engine == "hf" else 512)
-    return Plan(task, data, settings, out, fewshot)
+    return Plan(task, data, settings, out, fewshot, filters)
+
+
+def parse_filters(raw: list[str]) -> list[FilterSpec]:
+    """`--filter` values (YAML mappings, never evaluated) as filter specs, built once to check names and keys."""
+    specs = []
+    for text in raw:
+        try:
+            specs.append(FilterSpec.model_validate(yaml.safe_load(text)))
+        except (yaml.YAMLError, ValidationError):
+            hint = "expected a mapping with a name, e.g. '{name: exact_dedup}'"
+            raise ConfigError(f"--filter {text!r}: {hint}") from None
+    build_filters(specs, key="--filter")
+    return specs
 
 
 def _check_model_arg(model: str) -> None:
@@ -147,7 +169,7 @@ def make_scorer(task: tasks.Task, stack: ExitStack) -> Scorer:
 def run(args: argparse.Namespace) -> int:
     plan = check_args(args)
     task, out = plan.task, plan.out
-    items = tasks.load_items(task, plan.data, args.limit)
+    items = tasks.load_items(task, plan.data, args.limit, plan.filters)
     shots = tasks.fewshot_items(task, plan.fewshot)
     prompts = [tasks.build_prompt(task, item, shots) for item in items]
     from rlvr.model_io import resolve_model_path

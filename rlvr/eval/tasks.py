@@ -10,11 +10,13 @@ MATH-500 is zero-shot with a \\boxed{} instruction, the format the math reward e
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlvr.config import ConfigError
-from rlvr.data.jsonl import read_objects
+from rlvr.config import ConfigError, FilterSpec
+from rlvr.data.filters import apply_filters
+from rlvr.data.records import HubSource, RecordSource, is_hub_name, open_source, take_keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +68,7 @@ def check_data_source(source: str) -> None:
     """Fail with one line before any model is loaded: a file must exist, a hub name needs `datasets`."""
     if Path(source).is_file():
         return
-    if source.count("/") == 1 and not source.startswith((".", "/", "~")) and not source.endswith(".jsonl"):
+    if is_hub_name(source):
         try:
             import datasets  # noqa: F401
         except ImportError:
@@ -75,26 +77,27 @@ def check_data_source(source: str) -> None:
     raise ConfigError(f"--data {source!r} does not exist")
 
 
-def _read_rows(source: str) -> list[tuple[str, dict]]:
+def _source(source: str) -> RecordSource:
     if Path(source).is_file():
-        rows = [row for _, row in read_objects(source, "--data")]
-        stem = Path(source).stem
-        return [(row.get("unique_id") or f"{stem}/{i}", row) for i, row in enumerate(rows)]
-    import datasets  # a hub name (checked by check_data_source); the test split is what both tasks evaluate
-
-    name, config = (source, "main") if source.endswith("gsm8k") else (source, None)
-    rows = datasets.load_dataset(name, config, split="test")
-    return [(row.get("unique_id") or f"test/{i}", dict(row)) for i, row in enumerate(rows)]
+        return open_source(source, "--data")
+    # a hub name (checked by check_data_source); the test split is what both tasks evaluate
+    return HubSource(source, "main" if source.endswith("gsm8k") else None, split="test")
 
 
-def load_items(task: Task, source: str, limit: int | None = None) -> list[Item]:
-    rows = _read_rows(source)[:limit]
+def load_items(task: Task, source: str, limit: int | None = None, filters: Sequence[FilterSpec] = ()) -> list[Item]:
+    rows = list(_source(source).located())
     if not rows:
         raise ConfigError(f"--data {source!r} has no items")
     missing = [k for k in (task.question_key, task.gold_key) if k not in rows[0][1]]
     if missing:
         raise ConfigError(f"--data {source!r}: items lack {missing} (is it a {task.name} file?)")
-    return [Item(str(i), row[task.question_key], str(row[task.gold_key])) for i, row in rows]
+    # ids as before the shared reader: the row's unique_id, else `<file stem>/<index>` (`test/<index>` for the hub)
+    stem = Path(source).stem if Path(source).is_file() else "test"
+    keyed = take_keys(rows, {"prompt": task.question_key, "answer": task.gold_key})
+    records = [{"id": str(row.get("unique_id") or f"{stem}/{i}"), **rec}
+               for i, ((_, row), rec) in enumerate(zip(rows, keyed))]
+    records = apply_filters(records, filters, f"the {task.name} items")[:limit]
+    return [Item(r["id"], r["prompt"], r["answer"]) for r in records]
 
 
 def fewshot_items(task: Task, n: int) -> list[Item]:

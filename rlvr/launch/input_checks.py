@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import string
-import sys
 from pathlib import Path
 
 from rlvr.config import ConfigError, DataSection, RunConfig
@@ -120,20 +119,3 @@ def _first_model_positions(cfg: RunConfig) -> int | None:
         return cfg.model.random_init.max_position_embeddings
     path = Path(cfg.model.path or "")
     return max_positions(path) if (path / "config.json").is_file() else None
-
-
-def check_submit_inputs(cfg: RunConfig, working_dir: Path) -> None:
-    """What `rlvr submit` can check before uploading: every GRPO stage's reward paths import as the job will
-    import them (Ray runs the job in the uploaded working directory, on its path) and its prompt template. Data
-    and output paths are the cluster's, so they are checked there, when the job starts."""
-    from rlvr.launch.pipeline import plan
-
-    grpo = [s.cfg for s in plan(cfg) if s.kind == "grpo"] if cfg.stages else [cfg]
-    root = str(working_dir.resolve())
-    sys.path.insert(0, root)
-    try:
-        for stage_cfg in grpo:
-            check_reward_paths(stage_cfg.rewards)
-            check_prompt_template(stage_cfg.data)
-    finally:
-        sys.path.remove(root)

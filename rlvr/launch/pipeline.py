@@ -1,5 +1,6 @@
-"""A pipeline of stages (e.g. pretrain -> sft -> grpo) as one job: each stage's final Hugging Face export is the
-next stage's `model.path`, and the held-out accuracy is printed after every stage.
+"""A pipeline of stages (e.g. pretrain -> sft -> grpo) as one job: each stage returns a `StageResult`
+(`rlvr.launch.stages`) whose model is the next stage's `model.path` (and whose data, if it wrote any, the next
+stage's data), and the held-out accuracy is printed after every stage.
 
 Every stage's config is the run's config with the stage's `overrides` merged in, written to
 OUTPUT_DIR/STAGE/; all of them are validated before the first stage starts, so a typo in the last stage fails in
@@ -15,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rlvr.config import ConfigError, RunConfig, StageSpec, merge, validate
-from rlvr.utils.checkpoint import CheckpointDir
+from rlvr.data.filters import build_filters
+from rlvr.launch.stages import RUNNERS, StageResult, final_model
 from rlvr.utils.run_dir import check as check_run_dir
 
 PREVIOUS = "<previous stage's export>"
@@ -32,8 +32,9 @@ class Stage:
     cfg: RunConfig
 
 
-def stage_config(run: RunConfig, spec: StageSpec, model_path: str | None) -> RunConfig:
-    """The run's config with the stage's overrides; `model_path`: the previous stage's export (None: first)."""
+def stage_config(run: RunConfig, spec: StageSpec, model_path: str | None, data_path: str | None = None) -> RunConfig:
+    """The run's config with the stage's overrides; `model_path`: the previous stage's model (None: first);
+    `data_path`: data the previous stage wrote, which this stage then reads (as JSONL) instead of its own source."""
     data: dict[str, Any] = run.model_dump(mode="json", exclude={"stages"})
     if "stages" in spec.overrides:
         raise ConfigError(f"stage {spec.stage_name!r}: overrides cannot contain 'stages'")
@@ -42,8 +43,12 @@ def stage_config(run: RunConfig, spec: StageSpec, model_path: str | None) -> Run
     data["checkpoint"]["save_final"] = True  # the final export is what the next stage starts from
     if model_path is not None:
         data["model"] = {"path": model_path, "dtype": data["model"]["dtype"]}
+    if data_path is not None:
+        section = "data" if spec.kind == "grpo" else spec.kind
+        data[section] = {**data[section], "source": "jsonl", "path": data_path}
     try:
         cfg = validate(data)
+        build_filters(cfg.data.filters)  # a misspelt filter fails now, not after the stages before it
     except ConfigError as exc:
         raise ConfigError(f"stage {spec.stage_name!r}: {exc}") from None
     if spec.kind != "grpo":
@@ -64,13 +69,6 @@ def plan(run: RunConfig, first_model: str | None = None) -> list[Stage]:
             for i, s in enumerate(run.stages)]
 
 
-def final_export(stage_cfg: RunConfig) -> str:
-    found = CheckpointDir(Path(stage_cfg.run.output_dir), stage_cfg.checkpoint.keep_last).latest()
-    if found is None or not (found[0] / "hf" / "config.json").is_file():
-        raise ConfigError(f"no finished checkpoint with an hf/ export in {stage_cfg.run.output_dir}/checkpoints")
-    return str(found[0] / "hf")
-
-
 def export_dir(path: str) -> str:
     """`--from`: a checkpoint directory (its hf/ export) or a model directory."""
     p = Path(path)
@@ -81,24 +79,29 @@ def export_dir(path: str) -> str:
     raise ConfigError(f"--from {path!r} is neither a checkpoint directory with hf/ nor a model directory")
 
 
-def select(stages: list[Stage], only: list[str] | None, start_from: str | None) -> tuple[list[Stage], str | None]:
-    """The stages to run and the model the first of them starts from (None: the config's own model)."""
+def select(stages: list[Stage], only: list[str] | None, start_from: str | None
+           ) -> tuple[list[Stage], StageResult | None]:
+    """The stages to run and what the first of them starts from (None: the config's own model and data)."""
+    start = StageResult(export_dir(start_from)) if start_from else None
     if not only:
-        return stages, export_dir(start_from) if start_from else None
+        return stages, start
     unknown = [n for n in only if n not in {s.name for s in stages}]
     if unknown:
         raise ConfigError(f"--stage {unknown[0]!r} is not a stage of this config ({[s.name for s in stages]})")
     chosen = [s for s in stages if s.name in only]
     first = stages.index(chosen[0])
-    if start_from:
-        return chosen, export_dir(start_from)
-    if first == 0:
-        return chosen, None
+    if start_from or first == 0:
+        return chosen, start
     try:
-        return chosen, final_export(stages[first - 1].cfg)
+        return chosen, previous_result(stages[first - 1].cfg)
     except ConfigError:
         raise ConfigError(f"stage {chosen[0].name!r} starts from stage {stages[first - 1].name!r}'s export, which "
                           "does not exist yet: run that stage first or pass --from CHECKPOINT") from None
+
+
+def previous_result(stage_cfg: RunConfig) -> StageResult:
+    """What a finished stage handed on; a run from before stage results were saved: its final export."""
+    return StageResult.load(Path(stage_cfg.run.output_dir)) or StageResult(final_model(stage_cfg))
 
 
 def run_pipeline(run: RunConfig, only: list[str] | None = None, start_from: str | None = None) -> dict[str, dict]:
@@ -106,13 +109,14 @@ def run_pipeline(run: RunConfig, only: list[str] | None = None, start_from: str 
     from rlvr.launch.input_checks import check_pipeline_inputs
     from rlvr.launch.stage_eval import evaluate, held_out_examples
 
-    stages, model_path = select(plan(run), only, start_from)
-    check_pipeline_inputs(stages, model_path)  # every stage's inputs, before the first stage's actors
+    stages, previous = select(plan(run), only, start_from)
+    # every stage's inputs, before the first stage's actors
+    check_pipeline_inputs(stages, previous.model_path if previous else None)
     for stage in stages:  # a stage that would clobber an earlier run fails now, not after the stages before it
         check_run_dir(Path(stage.cfg.run.output_dir), stage.cfg.checkpoint.resume, stage.cfg.run.overwrite)
     out = Path(run.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    held_out = held_out_examples(run.stage_eval, run.run.seed) if run.stage_eval.enabled else []
+    held_out = held_out_examples(run.stage_eval, run.run.seed, run.data.filters) if run.stage_eval.enabled else []
     connect(run)
     acc_file = out / "stage_accuracy.json"
     # running some stages alone keeps the others' earlier results
@@ -120,16 +124,18 @@ def run_pipeline(run: RunConfig, only: list[str] | None = None, start_from: str 
     t0 = time.perf_counter()
     for i, stage in enumerate(stages):
         spec = next(s for s in run.stages if s.stage_name == stage.name)
-        cfg = stage_config(run, spec, model_path)  # the real hand-off path replaces the placeholder
+        # the real hand-off replaces the placeholder
+        model_path, data_path = (previous.model_path, previous.data_path) if previous else (None, None)
+        cfg = stage_config(run, spec, model_path, data_path)
         print(f"[rlvr] === stage {i + 1}/{len(stages)}: {stage.name} ({stage.kind}) from "
               f"{cfg.model.path or 'random init'} ===", flush=True)
         t_stage = time.perf_counter()
-        run_stage(stage.kind, cfg)
-        model_path = final_export(cfg)
-        results[stage.name] = {"kind": stage.kind, "export": model_path, "start": cfg.model.path,
+        previous = RUNNERS[stage.kind](cfg)
+        previous.save(Path(cfg.run.output_dir))
+        results[stage.name] = {"kind": stage.kind, "export": previous.model_path, "start": cfg.model.path,
                                "train_s": round(time.perf_counter() - t_stage, 1)}
-        if held_out:
-            results[stage.name].update(evaluate(model_path, run.stage_eval, held_out))
+        if held_out and previous.model_path:
+            results[stage.name].update(evaluate(previous.model_path, run.stage_eval, held_out))
             r = results[stage.name]
             print(f"[rlvr] after {stage.name}: held-out accuracy {r['accuracy']:.3f} ({r['correct']}/{r['n']}), "
                   f"e.g. {r['example_output'][:60]!r}", flush=True)
@@ -137,45 +143,3 @@ def run_pipeline(run: RunConfig, only: list[str] | None = None, start_from: str 
     summary = ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in results.items() if "accuracy" in v)
     print(f"[rlvr] pipeline done in {time.perf_counter() - t0:.0f} s; held-out accuracy: {summary}", flush=True)
     return results
-
-
-def run_stage(kind: str, cfg: RunConfig) -> None:
-    if kind == "grpo":
-        from rlvr.launch.train_cli import run_grpo_job
-
-        run_grpo_job(cfg)
-    else:
-        run_lm_job(kind, cfg)
-
-
-def run_lm_job(kind: str, cfg: RunConfig) -> dict[str, float]:
-    """Pretraining or SFT: only learner actors; the data is tokenised and packed on the driver first."""
-    from rlvr.actors.learner_group import LearnerGroup
-    from rlvr.data.lm_data import build_rows
-    from rlvr.launch.cluster import Placement, connect
-    from rlvr.model_io import load_tokenizer, resolve_model_path
-    from rlvr.trainer.lm_loop import lm_section, run_lm
-    from rlvr.utils.preempt import stop_on_sigterm
-
-    from rlvr.utils.run_dir import claim
-
-    lm = lm_section(cfg, kind)
-    out = Path(cfg.run.output_dir)
-    claim(out, cfg.checkpoint.resume, cfg.run.overwrite)
-    if cfg.checkpoint.resume:  # verified before the learners start
-        CheckpointDir(out, cfg.checkpoint.keep_last).latest()
-    model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
-    rows = build_rows(kind, lm, load_tokenizer(model_path), cfg.run.seed)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    connect(cfg)
-    placement = Placement(cfg, only=("learner",))
-    learners = None
-    try:
-        accum = lm.batch_rows // (cfg.learner.num_actors * cfg.learner.micro_batch_size)
-        learners = LearnerGroup(cfg, model_path, placement.scheduling("learner"), lm.steps, grad_accum_steps=accum)
-        with stop_on_sigterm():
-            return run_lm(kind, cfg, learners, rows)
-    finally:
-        if learners is not None:
-            learners.shutdown()
-        placement.remove()

@@ -8,20 +8,22 @@ and hence no timeout needed).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
-from rlvr.config import DataSection, RolloutSection, StageEvalSection
-from rlvr.data.prompts import Example, read_jsonl, render_prompt
+from rlvr.config import DataSection, FilterSpec, RolloutSection, StageEvalSection
+from rlvr.data.prompts import Example, filter_examples, read_jsonl, render_prompt
 from rlvr.rewards.math import math_reward
 from rlvr.rollout.base import SamplingParams
 
 
-def held_out_examples(cfg: StageEvalSection, seed: int) -> list[Example]:
+def held_out_examples(cfg: StageEvalSection, seed: int, filters: Sequence[FilterSpec] = ()) -> list[Example]:
     if cfg.source == "word_problems":
         from rlvr.data.synthetic import word_problems
 
-        return [Example(p.question, str(p.answer)) for p in word_problems(cfg.num_examples, seed, "held_out")]
-    assert cfg.path is not None
-    return read_jsonl(cfg.path, cfg.prompt_key, cfg.answer_key)[: cfg.num_examples]
+        examples = [Example(p.question, str(p.answer)) for p in word_problems(cfg.num_examples, seed, "held_out")]
+    else:
+        examples = read_jsonl(cfg.path, cfg.prompt_key, cfg.answer_key, what="stage_eval.path")
+    return filter_examples(examples, filters, "the held-out set")[: cfg.num_examples]
 
 
 def evaluate(model_path: str, cfg: StageEvalSection, examples: list[Example]) -> dict:

@@ -18,8 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from rlvr.config import ConfigError, load_config
-from rlvr.launch.input_checks import check_submit_inputs
+from rlvr.config import ConfigError, RunConfig, load_config
+from rlvr.launch.input_checks import check_prompt_template
+from rlvr.launch.pipeline import plan
+from rlvr.rewards.loader import check_reward_paths
 
 TERMINAL_OK = "SUCCEEDED"
 AGENT_WAIT_S = 120.0
@@ -147,3 +149,18 @@ def follow(client, job_id: str) -> int:
     status = str(getattr(info.status, "value", info.status))
     print(f"[rlvr] job {job_id} {status}" + (f": {info.message}" if info.message else ""), flush=True)
     return 0 if status == TERMINAL_OK else 1
+
+
+def check_submit_inputs(cfg: RunConfig, working_dir: Path) -> None:
+    """What `rlvr submit` can check before uploading: every GRPO stage's reward paths import as the job will
+    import them (Ray runs the job in the uploaded working directory, on its path) and its prompt template. Data
+    and output paths are the cluster's, so they are checked there, when the job starts."""
+    grpo = [s.cfg for s in plan(cfg) if s.kind == "grpo"] if cfg.stages else [cfg]
+    root = str(working_dir.resolve())
+    sys.path.insert(0, root)
+    try:
+        for stage_cfg in grpo:
+            check_reward_paths(stage_cfg.rewards)
+            check_prompt_template(stage_cfg.data)
+    finally:
+        sys.path.remove(root)

@@ -5,14 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
-from rlvr.config import ConfigError, RunConfig, load_config
-from rlvr.data.prompts import PromptSampler
-from rlvr.launch.components import build_weight_sync, check_loss
-from rlvr.launch.input_checks import check_grpo_inputs, check_model_fits
-from rlvr.learner.lora import check_lora
-from rlvr.model_io import load_tokenizer, resolve_model_path
+from rlvr.config import ConfigError, load_config
+from rlvr.launch.grpo_job import run_grpo_job
+from rlvr.launch.pipeline import run_pipeline
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -44,95 +39,9 @@ def main(argv: list[str]) -> int:
     flags = ["checkpoint.resume=true"] * args.resume + ["run.overwrite=true"] * args.overwrite
     cfg = load_config(args.config or default_preset(), args.overrides + flags)
     if cfg.stages:
-        from rlvr.launch.pipeline import run_pipeline
-
         run_pipeline(cfg, args.stages, args.start_from)
         return 0
     if args.stages or args.start_from:
         raise ConfigError("--stage and --from need a config with `stages:` (this one is a single GRPO stage)")
     run_grpo_job(cfg)
     return 0
-
-
-def preflight(cfg: RunConfig):
-    """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples)."""
-    from rlvr.utils.checkpoint import CheckpointDir
-    from rlvr.utils.run_dir import claim
-
-    examples = check_grpo_inputs(cfg)
-    check_loss(cfg)
-    check_lora(cfg)
-    out = Path(cfg.run.output_dir)
-    claim(out, cfg.checkpoint.resume, cfg.run.overwrite)
-    if cfg.checkpoint.resume:  # verified now, before any actor starts (resume finds the result again)
-        CheckpointDir(out, cfg.checkpoint.keep_last).latest()
-    model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
-    tokenizer = load_tokenizer(model_path)
-    check_model_fits(cfg, model_path, tokenizer, examples)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    return model_path, tokenizer, examples
-
-
-def run_preflight(cfg: RunConfig, workers, tokenizer, examples) -> dict:
-    """pass@G and the share of groups with mixed rewards on training prompts, before the first step."""
-    import json
-
-    from rlvr.data.prompts import render_prompt
-    from rlvr.trainer.group_health import preflight
-    from rlvr.trainer.grpo_loop import sampling_params
-
-    chosen = examples[: cfg.algorithm.preflight_prompts]
-    report = preflight(
-        workers.rollout, [ex.prompt for ex in chosen], [ex.reference for ex in chosen],
-        lambda samples: [r.score for r in workers.rewards.score(samples)], cfg.rollout.samples_per_prompt,
-        encode=lambda p: render_prompt(tokenizer, cfg.data, p), params=sampling_params(cfg, step=-1),
-    )
-    (Path(cfg.run.output_dir) / "preflight.json").write_text(json.dumps(report, indent=2))
-    print(f"[rlvr] preflight on {report['prompts']} prompts: pass@{report['G']}={report['pass_at_G']:.3f} "
-          f"mixed groups={report['mixed_fraction']:.3f} mean reward={report['mean_reward']:.3f}", flush=True)
-    return report
-
-
-def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
-    """`on_step(step)`: called after each step's metrics are logged (tests use it to inject faults)."""
-    from rlvr.actors.learner_group import LearnerGroup
-    from rlvr.actors.reward_pool import RewardPool
-    from rlvr.actors.rollout_group import RolloutGroup
-    from rlvr.launch.cluster import Placement, connect
-    from rlvr.trainer.grpo_loop import Workers, resume, run_grpo
-    from rlvr.trainer.metrics import MetricsLogger
-    from rlvr.utils.preempt import stop_on_sigterm
-
-    model_path, tokenizer, examples = preflight(cfg)
-    connect(cfg)
-    placement = Placement(cfg)  # raises on an impossible resource request, before any actor exists
-    workers = None
-    try:
-        optim_steps = cfg.run.steps * cfg.algorithm.mini_batches
-        rollout = RolloutGroup(cfg, model_path, placement.scheduling("rollout"))
-        learners = LearnerGroup(cfg, model_path, placement.scheduling("learner"), optim_steps)
-        workers = Workers(
-            rollout=rollout,
-            # completions are cut at the rollout's stop strings before extraction
-            rewards=RewardPool(cfg.rewards, placement.scheduling("reward"),
-                               service_kwargs={"stop": list(cfg.rollout.stop)}),
-            learners=learners,
-            weight_sync=build_weight_sync(cfg, rollout, learners),
-        )
-        workers.weight_sync.setup()  # NCCL forms its group here, once; it lives as long as the actors
-        sampler = PromptSampler(examples, cfg.run.seed)
-        start = resume(cfg, workers, sampler) if cfg.checkpoint.resume else 0
-        if cfg.algorithm.preflight_prompts and start == 0:
-            run_preflight(cfg, workers, tokenizer, examples)
-        logger = MetricsLogger(cfg, Path(cfg.run.output_dir), start, on_step)
-        try:
-            with stop_on_sigterm():
-                return run_grpo(cfg, workers, tokenizer, sampler, logger, start)
-        finally:
-            logger.close()
-    finally:
-        if workers is not None:
-            workers.rollout.shutdown()
-            workers.rewards.close()
-            workers.learners.shutdown()
-        placement.remove()

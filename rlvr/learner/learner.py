@@ -24,6 +24,8 @@ from rlvr.learner.deepspeed_setup import ds_config, init_process_group, lr_lambd
 from rlvr.learner import lora
 from rlvr.learner.full_weights import iter_full_weights, weight_metas
 from rlvr.learner.old_logprobs import EngineLogprobs, OldLogprobs, OnPolicy, PreviousWeights, Recomputed
+from rlvr.learner.packed_learner import train_grpo_packed
+from rlvr.learner.packed_rollouts import use_varlen_attention
 from rlvr.model_io import load_model
 from rlvr.rollout.base import Rollout
 from rlvr.rollout.weight_sync import NameFilter, WeightSender, plan_buckets
@@ -55,7 +57,9 @@ class Learner:
         init_process_group(self.rank, self.world_size, master_addr, master_port, resolve_backend(lc))
         model = self._build_model()
         # with LoRA only the adapters are trainable: the optimizer (and its state) holds nothing else
-        optimizer = torch.optim.AdamW(lora.trainable(model), lr=lc.lr, betas=lc.betas, weight_decay=lc.weight_decay)
+        fused = {"fused": True} if lc.fused_adamw and torch.cuda.is_available() else {}
+        optimizer = torch.optim.AdamW(lora.trainable(model), lr=lc.lr, betas=lc.betas, weight_decay=lc.weight_decay,
+                                      **fused)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_lambda(lc.lr_schedule, lc.warmup_steps, total_optim_steps)
         )
@@ -65,7 +69,7 @@ class Learner:
             config=ds_config(lc, grad_accum_steps, self.world_size),
         )
         if self.cfg.algorithm.kl_coef > 0 and lc.lora is None:  # LoRA: the base with adapters disabled
-            self.ref_model = load_model(self.model_path, "float32").to(self.engine.device).eval()
+            self.ref_model = self._load("float32").to(self.engine.device).eval()
             self.ref_model.requires_grad_(False)
         r = self.cfg.rollout
         if r.overlap and r.overlap_old_logprobs == "learner":
@@ -73,7 +77,7 @@ class Learner:
             # module: parameters in its dtype, buffers as DeepSpeed leaves them. A plain .to(bf16) also rounds the
             # rotary inv_freq buffer, which DeepSpeed keeps in float32: |log ratio| 0.041 at step 0 on an H100.
             module = self.engine.module
-            self.prev_model = load_model(self.model_path, "float32").to(self.engine.device).eval()
+            self.prev_model = self._load("float32").to(self.engine.device).eval()
             self.prev_model.requires_grad_(False)
             for kept, trained in zip(self.prev_model.parameters(), module.parameters(), strict=True):
                 kept.data = kept.data.to(trained.dtype)
@@ -85,10 +89,16 @@ class Learner:
         if self.pad_id is None:
             self.pad_id = self.engine.module.config.eos_token_id or 0
 
+    def _load(self, dtype: str):
+        model = load_model(self.model_path, dtype)
+        if self.cfg.learner.max_tokens_per_micro_batch:
+            use_varlen_attention(model)  # packed rows: attention within each sequence
+        return model
+
     def _build_model(self):
         lc = self.cfg.learner
         if lc.lora is None:
-            model = load_model(self.model_path, "float32")
+            model = self._load("float32")
             if lc.gradient_checkpointing:
                 model.gradient_checkpointing_enable()
             return model
@@ -165,6 +175,8 @@ class Learner:
 
     def train_grpo(self, rollouts: list[Rollout]) -> dict[str, float]:
         """One or more optimizer steps (algorithm.mini_batches) on this rank's shard of the rollout batch."""
+        if self.cfg.learner.max_tokens_per_micro_batch:
+            return train_grpo_packed(self, rollouts)
         alg = self.cfg.algorithm
         self.engine.train()
         self.old_logprobs.start(rollouts)

@@ -6,6 +6,7 @@ transformers engine and the vLLM engine are interchangeable behind the rollout a
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,3 +61,12 @@ class Rollout:
     advantage: float = 0.0
     group: int = 0
     extras: dict = field(default_factory=dict)
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit sampling seed that depends on the whole tuple (e.g. run seed, step, draw, worker).
+
+    Sums such as `base + step * 1000 + draw` and then `+ worker` overlap (worker 1 at draw d drew worker 0's seed at
+    draw d + 1); a hash of the tuple gives distinct tuples distinct seeds, whatever their ranges."""
+    digest = hashlib.blake2b(repr(tuple(int(p) for p in parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1

@@ -15,11 +15,21 @@ def build_engine(cfg: RunConfig, model_path: str, seed: int):
         r = cfg.rollout
         lora = cfg.learner.lora
         return VLLMEngine(model_path, r, seed, dtype=cfg.model.dtype, enable_sleep_mode=r.colocate,
-                          bucket_mb=r.sync_bucket_mb, max_model_len=r.max_model_len,
-                          lora_rank=lora.r if lora is not None and lora.sync == "adapter" else None)
+                          bucket_mb=r.sync_bucket_mb, max_model_len=r.max_model_len, ignore_eos=r.ignore_eos,
+                          lora_rank=lora.r if lora is not None and lora.sync == "adapter" else None,
+                          **vllm_engine_options(r))
     from rlvr.rollout.hf_engine import HFEngine
 
     return HFEngine.from_path(model_path, cfg.rollout, dtype=cfg.model.dtype)
+
+
+def vllm_engine_options(r) -> dict:
+    """The rollout section's large-batch engine settings that are set, as vllm.LLM keyword arguments."""
+    opts = {k: getattr(r, k) for k in ("max_num_seqs", "max_num_batched_tokens", "enable_prefix_caching",
+                                       "async_scheduling") if getattr(r, k) is not None}
+    if r.cudagraph_capture_sizes is not None:
+        opts["compilation_config"] = {"cudagraph_capture_sizes": sorted(r.cudagraph_capture_sizes)}
+    return opts
 
 
 class RolloutWorker:

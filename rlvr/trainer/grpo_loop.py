@@ -27,7 +27,7 @@ from rlvr.data.prompts import Example, PromptSampler, render_prompt
 from rlvr.rewards.health import RewardHealth
 from rlvr.rewards.service import verdict_fractions
 from rlvr.rewards.types import RewardResult, Sample
-from rlvr.rollout.base import Completion, Rollout, SamplingParams
+from rlvr.rollout.base import Completion, Rollout, SamplingParams, derive_seed
 from rlvr.trainer.metrics import MetricsLogger, learner_metrics, rollout_metrics
 from rlvr.trainer.weight_sync import ObjectStoreSync, WeightSync
 from rlvr.utils import preempt
@@ -85,7 +85,7 @@ def sampling_params(cfg: RunConfig, step: int, draw: int = 0) -> SamplingParams:
     # the seed depends only on (run seed, step, draw): a resumed run samples exactly what the uninterrupted one did
     return SamplingParams(n=r.samples_per_prompt, temperature=r.temperature, top_p=r.top_p,
                           max_new_tokens=r.max_new_tokens, stop=tuple(r.stop),
-                          seed=cfg.run.seed * 1_000_003 + step * 1_000 + draw,
+                          seed=derive_seed(cfg.run.seed, step, draw),
                           # only overlapped training reads the engine's logprobs, unless the learner recomputes them
                           logprobs=r.overlap and r.overlap_old_logprobs == "engine")
 

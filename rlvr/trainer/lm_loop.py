@@ -3,13 +3,14 @@
     packed rows (reshuffled epochs) -> one optimizer step on every learner rank -> loss, tokens/s
     -> checkpoint -> at the end, the HF export (optionally interpolated between the stage's start and end)
 
+Metrics go through the same `MetricsLogger` as GRPO's (JSONL, Ray metrics, TensorBoard, W&B, progress bar).
+
 Both stages are the same loop: what differs is the data (`rlvr.data.lm_data`: plain text with loss on every token,
 or chats with loss on the assistant's tokens), which is decided before the loop starts.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Literal, Protocol
@@ -17,6 +18,7 @@ from typing import Literal, Protocol
 from rlvr.config import LMStageSection, RunConfig
 from rlvr.data.packing import PAD_DOC, PackedRow
 from rlvr.data.sampler import EpochSampler
+from rlvr.trainer.metrics import Display, MetricsLogger
 from rlvr.utils import preempt
 from rlvr.utils.checkpoint import CheckpointDir
 
@@ -50,26 +52,24 @@ def run_lm(kind: StageKind, cfg: RunConfig, learners: LMLearners, rows: list[Pac
     print(f"[rlvr] {kind}: {len(rows)} packed rows of {lm.seq_len} tokens, {lm.steps} steps of {lm.batch_rows} rows",
           flush=True)
     metrics: dict[str, float] = {}
-    t_stage = time.perf_counter()
-    with (out_dir / "metrics.jsonl").open("a") as log:
+    display = Display(lm.steps, lm.log_every, ("lm/loss", "throughput/tokens_per_s", "learner/lr", "data/epochs"),
+                      label=f"{kind} ")
+    logger = MetricsLogger(cfg, out_dir, start, display=display)
+    try:
         for step in range(start, lm.steps):
             t0 = time.perf_counter()
             batch = sampler.next_batch(lm.batch_rows)
             stats = learners.train_lm(batch)
             metrics = step_metrics(stats, batch, time.perf_counter() - t0, sampler.epochs_done)
-            log.write(json.dumps({"step": step, **metrics}) + "\n")
-            log.flush()
+            logger.log(step, metrics)
             done = step + 1
-            if done % lm.log_every == 0 or done == lm.steps:
-                eta = (time.perf_counter() - t_stage) / (done - start) * (lm.steps - done)
-                print(f"[rlvr] {kind} step {done}/{lm.steps} loss={metrics['lm/loss']:.4f} "
-                      f"tokens/s={metrics['throughput/tokens_per_s']:.0f} lr={metrics['learner/lr']:.3g} "
-                      f"epochs={metrics['data/epochs']:.2f} eta={eta:.0f}s", flush=True)
             final = done == lm.steps
             if (cfg.checkpoint.every and done % cfg.checkpoint.every == 0) or (final and cfg.checkpoint.save_final) \
                     or preempt.requested():
                 save(learners, ckpt, sampler, done, lm.interpolate_alpha if final else 1.0)
             preempt.stop_if_requested(done, lm.steps, cfg.run.output_dir)
+    finally:
+        logger.close()
     return metrics
 
 

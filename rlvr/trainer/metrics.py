@@ -14,6 +14,7 @@ import re
 import statistics
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rlvr.config import ConfigError, RunConfig
@@ -35,6 +36,8 @@ def learner_metrics(stats: dict[str, float]) -> dict[str, float]:
     tokens = max(stats.get("tokens", 0.0), 1.0)
     out = {f"learner/{key.removesuffix('_sum')}": v / tokens for key, v in stats.items() if key.endswith("_sum")}
     out["learner/grad_norm"], out["learner/lr"] = stats["grad_norm"], stats["lr"]
+    if "sequence_tokens" in stats:  # packed learner: prompt + completion tokens it trained on (all ranks)
+        out["learner/sequence_tokens"] = stats["sequence_tokens"]
     return out
 
 
@@ -108,22 +111,34 @@ class ProgressBar:
     def __call__(self, step: int, metrics: dict[str, float]) -> None:
         if "reward/mean" in metrics:
             self.bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", refresh=False)
+        elif "lm/loss" in metrics:
+            self.bar.set_postfix(loss=f"{metrics['lm/loss']:.4f}", refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()
 
 
-class MetricsLogger:
-    """Every enabled sink, fed one step at a time. `on_log(step)` runs after the sinks (fault-injection tests
-    use it to act between two steps)."""
+@dataclass(frozen=True)
+class Display:
+    """What the stdout line shows: a stage's own step count, print interval and keys (pretraining and SFT count
+    their steps in their own section and show loss and tokens/s rather than rewards)."""
 
-    SHOWN = ("reward/mean", "groups/zero_variance_fraction", "learner/pg_loss", "time/step_s")
+    total_steps: int
+    every: int
+    shown: tuple[str, ...] = ("reward/mean", "groups/zero_variance_fraction", "learner/pg_loss", "time/step_s")
+    label: str = ""
+
+
+class MetricsLogger:
+    """Every enabled sink, fed one step at a time, for every stage. `on_log(step)` runs after the sinks
+    (fault-injection tests use it to act between two steps). `display`: default, the GRPO stage's."""
 
     def __init__(self, cfg: RunConfig, out_dir: Path, start_step: int = 0,
-                 on_log: Callable[[int], None] | None = None):
+                 on_log: Callable[[int], None] | None = None, display: Display | None = None):
         lc = cfg.logging
         self.cfg, self.on_log = cfg, on_log
+        self.display = display or Display(cfg.run.steps, lc.log_every)
         self.path = out_dir / "metrics.jsonl" if lc.jsonl else None
         if self.path is not None:
             drop_steps_from(self.path, start_step)
@@ -132,7 +147,7 @@ class MetricsLogger:
             self.sinks.append(TensorBoardSink(out_dir / "tensorboard", start_step))
         if lc.wandb:
             self.sinks.append(WandbSink(cfg, out_dir))
-        self.bar = ProgressBar(cfg.run.steps, start_step) if lc.progress_bar else None
+        self.bar = ProgressBar(self.display.total_steps, start_step) if lc.progress_bar else None
         if self.bar is not None:
             self.sinks.append(self.bar)
 
@@ -140,9 +155,10 @@ class MetricsLogger:
         if self.path is not None:
             with self.path.open("a") as f:
                 f.write(json.dumps({"step": step, **metrics}) + "\n")
-        if step % self.cfg.logging.log_every == 0:
-            shown = " ".join(f"{k.split('/')[-1]}={metrics[k]:.4g}" for k in self.SHOWN if k in metrics)
-            self._print(f"[rlvr] step {step + 1}/{self.cfg.run.steps} {shown}")
+        d = self.display
+        if step % d.every == 0:
+            shown = " ".join(f"{k.split('/')[-1]}={metrics[k]:.4g}" for k in d.shown if k in metrics)
+            self._print(f"[rlvr] {d.label}step {step + 1}/{d.total_steps} {shown}")
         for sink in self.sinks:
             sink(step, metrics)
         if self.on_log is not None:

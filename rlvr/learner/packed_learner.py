@@ -1,0 +1,93 @@
+"""The GRPO update of a `Learner` on packed micro-batches (learner.max_tokens_per_micro_batch; see
+rlvr/learner/packed_rollouts.py): no padding, logprobs from hidden states in chunks.
+
+The number of micro-batches now depends on the rollouts' lengths, so it differs between updates and ranks: every
+rank runs the largest count (the short ones add fillers of weight 0, so DeepSpeed's gradient reductions still meet
+on every rank) and marks the accumulation boundary itself. The loss keeps its global normaliser (tokens or
+sequences of all ranks), so two ranks still equal one rank.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from rlvr.algo.losses import LossInputs
+from rlvr.learner.old_logprobs import PreviousWeights, Recomputed
+from rlvr.learner.packed_rollouts import PackedRollouts, packed_logprobs, packed_micro_batches
+from rlvr.rollout.base import Rollout
+
+
+def _pack_all_ranks(learner, rollouts: list[Rollout], rollout_logprobs: bool) -> list[PackedRollouts]:
+    budget = learner.cfg.learner.max_tokens_per_micro_batch
+    local = packed_micro_batches(rollouts, budget, rollout_logprobs=rollout_logprobs)
+    count = torch.tensor([len(local)], device=learner.engine.device)
+    dist.all_reduce(count, op=dist.ReduceOp.MAX)
+    count = int(count.item())
+    if count > len(local):
+        local = packed_micro_batches(rollouts, budget, count, rollout_logprobs)
+    return [mb.to(learner.engine.device) for mb in local]
+
+
+@torch.no_grad()
+def _logprobs(learner, model, batch: list[PackedRollouts]) -> list[torch.Tensor]:
+    lc, temperature = learner.cfg.learner, learner.cfg.rollout.temperature
+    return [packed_logprobs(model, model, mb, temperature, lc.logprob_chunk_tokens)[0] for mb in batch]
+
+
+def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
+    """`Learner.train_grpo` on packed micro-batches, with the learner's loss and old-logprob source (the source's
+    packed counterpart: recomputed ones are recomputed on the packed rows)."""
+    alg, engine, source = learner.cfg.algorithm, learner.engine, learner.old_logprobs
+    engine.train()
+    per_mini = len(rollouts) // alg.mini_batches
+    minis = [rollouts[m * per_mini : (m + 1) * per_mini] for m in range(alg.mini_batches)]
+    batches = [_pack_all_ranks(learner, mini, source.engine_logprobs) for mini in minis]
+    old = None
+    if isinstance(source, Recomputed):  # and PreviousWeights: its model is the copy from before the last update
+        old = [_logprobs(learner, source.model, b) for b in batches]
+        if isinstance(source, PreviousWeights):
+            source._keep_current_weights()
+    ref = [_logprobs(learner, learner.ref_model, b) for b in batches] if learner.ref_model is not None else None
+    totals: dict[str, torch.Tensor] = {}
+    grad_norms = []
+    sequence_tokens = 0.0  # prompt + completion tokens trained on (a Python number: no device tensor, no sync)
+    for m, (mini, batch) in enumerate(zip(minis, batches)):
+        # DeepSpeed does not divide by its accumulation steps here (scale_wrt_gas=False): only by the ranks
+        normalizer = learner._loss_scale(mini) * learner.grad_accum_steps
+        for k, mb in enumerate(batch):
+            engine.set_gradient_accumulation_boundary(k == len(batch) - 1)
+            stats = _micro_step(learner, mb, normalizer, None if old is None else old[m][k],
+                                None if ref is None else ref[m][k])
+            for key, v in stats.items():
+                totals[key] = totals.get(key, 0.0) + v
+            sequence_tokens += mb.input_ids_1N.shape[1] * mb.weight
+        engine.step()
+        grad_norms.append(engine.get_global_grad_norm() or 0.0)
+    names = list(totals)
+    values = [float(totals[k]) for k in names]
+    out = dict(zip(names, values))
+    out["sequence_tokens"] = sequence_tokens
+    out["grad_norm"] = float(grad_norms[-1])  # the last optimizer step's, as the padded path reports
+    out["lr"] = learner.scheduler.get_last_lr()[0]
+    if learner.cfg.rollout.colocate and torch.cuda.is_available():
+        torch.cuda.empty_cache()  # see Learner.train_grpo
+    return out
+
+
+def _micro_step(learner, mb: PackedRollouts, normalizer: float, old_M: torch.Tensor | None,
+                ref_M: torch.Tensor | None) -> dict:
+    lc, engine = learner.cfg.learner, learner.engine
+    logp_M, entropy_M = packed_logprobs(engine, engine.module, mb, learner.cfg.rollout.temperature,
+                                        lc.logprob_chunk_tokens, entropy=True)
+    if learner.old_logprobs.engine_logprobs:
+        old_M = mb.rollout_logprobs_M
+    elif old_M is None:
+        old_M = logp_M.detach()  # on-policy, one step per batch: ratio 1 with the same gradient
+    # the loss sees the padded micro-batch layout (sequences x completion tokens), so any registered loss works
+    inputs = LossInputs(mb.rows(logp_M), mb.rows(old_M), mb.adv_S, mb.rows(torch.ones_like(logp_M)).bool(),
+                        None if ref_M is None else mb.rows(ref_M))
+    loss, stats = learner.loss(inputs, normalizer)
+    stats["entropy_sum"] = entropy_M.sum()
+    engine.backward(loss * mb.weight, scale_wrt_gas=False)
+    return {k: v * mb.weight for k, v in stats.items()}
