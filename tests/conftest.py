@@ -25,6 +25,18 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="session")
+def dist_once():
+    """One in-process (gloo, one rank) process group for the whole session, shared by the in-process learner
+    tests: DeepSpeed keeps a handle on the first group it made, so a group destroyed by one test module and made
+    again by the next is "not registered" for it."""
+    yield
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
     """A 2-layer Llama with a character tokenizer, random weights, saved once per session."""
     from rlvr.config import ModelSection, RandomInit

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.distributed as dist
 
 from rlvr.algo.losses import LOSSES, LossInputs, PolicyLoss, clipped_grpo, register_loss
 from rlvr.config import ConfigError
@@ -23,11 +22,9 @@ COMMON = ("data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.mi
 
 
 @pytest.fixture(scope="module")
-def process_group():
-    """DeepSpeed creates the (one-rank) process group on the first setup and reuses it for later learners."""
+def process_group(dist_once):
+    """DeepSpeed creates the (one-rank) process group on the first setup; it lives for the session (conftest)."""
     yield
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def build(model_dir: str, tmp_path, *overrides: str) -> Learner:

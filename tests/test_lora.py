@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.distributed as dist
 
 from rlvr.config import ConfigError
 from rlvr.learner.deepspeed_setup import free_port
@@ -22,10 +21,9 @@ COMMON = ("data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.mi
 
 
 @pytest.fixture(scope="module")
-def process_group():
+def process_group(dist_once):
+    """DeepSpeed creates the (one-rank) process group on the first setup; it lives for the session (conftest)."""
     yield
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def build(model_dir: str, tmp_path, *overrides: str, total_steps: int = 4) -> Learner:
@@ -111,6 +109,8 @@ def test_qlora_is_refused_on_cpu_before_any_actor(tiny_model_dir, tmp_path):
         check_lora(cfg)
     with pytest.raises(ConfigError, match="learner.precision=bf16"):
         tiny_config(tiny_model_dir, tmp_path, *LORA, "learner.lora.quantize=nf4")
+    with pytest.raises(ConfigError, match="learner.lora does not work with packed micro-batches yet"):
+        tiny_config(tiny_model_dir, tmp_path, *LORA, "learner.max_tokens_per_micro_batch=64")
     with pytest.raises(ConfigError, match="lora.sync=adapter sends adapters through the object store"):
         tiny_config(tiny_model_dir, tmp_path, *LORA, "learner.lora.sync=adapter", "rollout.engine=vllm",
                     "rollout.weight_sync=nccl", "learner.resources.num_gpus=1", "rollout.resources.num_gpus=1")

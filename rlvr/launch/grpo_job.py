@@ -10,8 +10,8 @@ import yaml
 from rlvr.config import RunConfig
 from rlvr.data.prompts import PromptSampler
 from rlvr.launch.components import build_weight_sync, check_loss
-from rlvr.learner.lora import check_lora
 from rlvr.launch.input_checks import check_grpo_inputs, check_model_fits
+from rlvr.learner.lora import check_lora
 from rlvr.model_io import load_tokenizer, resolve_model_path
 
 
