@@ -145,3 +145,25 @@ def test_an_sft_step_with_lora_moves_only_the_adapters(process_group, tiny_model
     assert any(not torch.equal(merged[k], base[k]) for k in base)
     for k in base:
         assert torch.allclose(exported[k], (base[k] + merged[k]) / 2, atol=1e-7), k
+
+
+def test_the_adapter_directory_vllm_reads_is_a_peft_adapter(tiny_model_dir, tmp_path):
+    """vLLM's LoRARequest reads the directory `write_adapter_dir` makes (vLLM itself is not run here): loaded back
+    by peft it must compute what the adapter it came from computes."""
+    from peft import PeftModel, get_peft_model
+
+    from rlvr.config import LoraSection
+    from rlvr.learner.lora import adapter_weights, lora_config, write_adapter_dir
+
+    torch.manual_seed(0)
+    source = get_peft_model(load_model(tiny_model_dir), lora_config(LoraSection(r=4, target_modules=["q_proj"])))
+    for name, p in source.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_()  # B = 0 at init would make any adapter look right
+    write_adapter_dir(adapter_weights(source), tmp_path / "adapter")
+    loaded = PeftModel.from_pretrained(load_model(tiny_model_dir), str(tmp_path / "adapter")).eval()
+    ids = torch.tensor([[5, 9, 13, 7, 21]])
+    plain = load_model(tiny_model_dir)(ids).logits
+    want = source.eval()(ids).logits
+    assert (want - plain).abs().max() > 1e-2
+    assert torch.allclose(loaded(ids).logits, want, atol=1e-6)
