@@ -70,6 +70,44 @@ class ModelSection(_Section):
         return self
 
 
+class PassRateFilter(_Section):
+    """Keep training prompts by the pass rate a `rlvr passrate` map measured for them (rlvr.data.passrate)."""
+
+    path: str
+    """The JSONL map (one line per prompt: id, k, correct, pass_rate)."""
+    above: float = Field(0.0, ge=-1.0, le=1.0)
+    """Keep prompts with above < pass_rate < below (strict: the default 0..1 drops never- and always-solved ones;
+    -1 keeps the never-solved too)."""
+    below: float = Field(1.0, ge=0.0, le=2.0)
+    mode: Literal["band", "edge"] = "band"
+    """band: keep the band, drop the rest. edge: keep the band and repeat each prompt
+    1 + round(edge_repeats * 4p(1-p)) times, so prompts near p = 0.5 (the edge of competence) are drawn more."""
+    edge_repeats: int = Field(3, ge=0, le=16)
+    unmeasured: Literal["drop", "keep"] = "drop"
+    """Prompts the map has no line for (a map measured on a subset)."""
+
+    @model_validator(mode="after")
+    def _band_not_empty(self) -> PassRateFilter:
+        if self.above >= self.below:
+            raise ValueError(f"passrate_filter.above ({self.above}) must be below passrate_filter.below ({self.below})")
+        return self
+
+
+class CurveSection(_Section):
+    """A learning curve: greedy accuracy on a fixed held-out slice of the training data every N GRPO steps, logged
+    next to the on-policy reward, and a PNG of both at the end of the run."""
+
+    every_steps: int = Field(0, ge=0)
+    """0: off. The slice is scored before the first step and after every N steps (and the last)."""
+    num_examples: int = Field(500, ge=1)
+    """gsm8k/jsonl sources: the LAST num_examples items of data.path, which are then removed from training.
+    Generated word problems: their held-out split (already disjoint from training)."""
+    max_new_tokens: int | None = Field(None, ge=1)
+    """None: rollout.max_new_tokens."""
+    plot: bool = True
+    """Write OUTPUT_DIR/learning_curve.png at the end (needs matplotlib)."""
+
+
 class FilterSpec(BaseModel):
     """One record filter (`rlvr.data.filters`): a registered name or `module:factory`; every other key is passed to
     the filter's factory (checked when the filters are built, before any actor starts)."""
@@ -97,6 +135,9 @@ class DataSection(_Section):
     prompts_per_step: int = Field(8, ge=1)
     num_examples: int = Field(2000, ge=1)
     """For generated sources: how many examples to generate."""
+    passrate_filter: PassRateFilter | None = None
+    """Train only on prompts whose measured pass rate (`rlvr passrate`) lies in a band, or weight toward it (GRPO
+    and rft prompts only; the same filter is registered as `passrate_band` for data.filters)."""
     filters: list[FilterSpec] = Field(default_factory=list)
     """Record filters applied, in order, to every stage's data (prompts, pretraining text, SFT chats, the held-out
     set); a pipeline stage can override them in its `overrides`."""
@@ -243,6 +284,10 @@ class AlgorithmSection(_Section):
     preflight_prompts: int = Field(0, ge=0)
     """Before training, sample G completions for this many training prompts and report pass@G and the share of
     groups with mixed rewards (0: skip)."""
+    reward_control: Literal["none", "shuffle", "random"] = "none"
+    """A control arm: train on rewards that carry no information about the completion. shuffle: the batch's
+    rewards permuted across all its samples; random: each reward drawn from the batch's rewards with replacement.
+    Both keep the batch's reward mean (shuffle exactly, random in expectation); metrics keep the true rewards."""
 
 
 class LoraSection(_Section):
@@ -377,10 +422,39 @@ class LMStageSection(_Section):
     log_every: int = Field(10, ge=1)
 
 
+class PassRateSection(_Section):
+    """`rlvr passrate`: K samples per training prompt with the current model, scored, one pass rate per prompt."""
+
+    k: int = Field(16, ge=1)
+    prompts: int | None = Field(None, ge=1)
+    """Measure only the first N training prompts (after the learning curve's held-out slice is removed)."""
+    batch_prompts: int = Field(256, ge=1)
+    """Prompts per rollout call: bounds memory and how often progress is printed and the file is appended."""
+    out: str | None = None
+    """Output JSONL (default OUTPUT_DIR/passrate.jsonl); a summary with the histogram goes next to it."""
+
+
+class RFTSection(_Section):
+    """Rejection-sampling fine-tuning (expert iteration): K samples per prompt, the verified-correct ones (no exact
+    duplicates, at most max_per_prompt each) become chats, SFT on them (assistant-only loss); `rounds` times."""
+
+    samples_per_prompt: int = Field(8, ge=1)
+    prompts: int | None = Field(None, ge=1)
+    """Training prompts sampled per round (None: all of data's); each round takes the next ones, cycling."""
+    max_per_prompt: int = Field(4, ge=1)
+    rounds: int = Field(1, ge=1, le=20)
+    steps: int = Field(50, ge=1)
+    """SFT optimizer steps per round (sft.seq_len, sft.batch_rows, sft.packing apply)."""
+    correct_at: float = 1.0
+    """A sample is kept when its reward is at least this."""
+    temperature: float | None = Field(None, gt=0, le=2.0)
+    """None: rollout.temperature."""
+
+
 class StageSpec(_Section):
     """One stage of a pipeline: its kind and the config values that differ for it."""
 
-    kind: Literal["pretrain", "sft", "grpo"]
+    kind: Literal["pretrain", "sft", "grpo", "rft"]
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
     """Directory under run.output_dir and the name `--stage` selects (default: the kind)."""
     overrides: dict[str, Any] = Field(default_factory=dict)
@@ -424,6 +498,9 @@ class RunConfig(_Section):
     """A pipeline (e.g. pretrain -> sft -> grpo), each stage starting from the previous one's final export;
     empty: one GRPO stage (rlvr.launch.pipeline)."""
     stage_eval: StageEvalSection = Field(default_factory=StageEvalSection)
+    curve: CurveSection = Field(default_factory=CurveSection)
+    passrate: PassRateSection = Field(default_factory=PassRateSection)
+    rft: RFTSection = Field(default_factory=RFTSection)
 
     @model_validator(mode="after")
     def _batch_divides(self) -> RunConfig:

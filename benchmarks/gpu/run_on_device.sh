@@ -6,6 +6,7 @@
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
 # Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
+# Issue 14 (one H100, resumable):   prepare_smollm2 learn_sft learn_passrate [learn_rft] learn_arms learn_eval
 # install: the wheelhouse parts already moved to /root/wh (../shared/gpu/README.md); prepare: both models into
 # /root/models (once per machine); the GSM8K files come carried in .gpudata/ (benchmarks/gpu/prepare_gsm8k.py).
 # Results go to $OUT (what comes back; at most 8 files a call), runs and eval files to /root/runs (kept while the
@@ -138,6 +139,60 @@ for s in "$@"; do
       evaluate grpo "$(latest_export $R/gpu_gsm8k_grpo)"
       compare sft grpo
       compare base grpo ;;
+    learn_sft)
+      # issue 14: SFT on GSM8K train less its last 500 items (the learning curve's held-out slice); once per machine
+      L=$R/learn; mkdir -p $L
+      n=$(wc -l < .gpudata/gsm8k/train.jsonl); head -n $((n - 500)) .gpudata/gsm8k/sft_train.jsonl > $L/sft_train.jsonl
+      if [ "$(latest_export $L/sft)" = none ]; then
+        quiet learn_sft 420 python3 -m rlvr train configs/gpu_smollm2_gsm8k_sft.yaml --set run.output_dir=$L \
+          --set model.path=$M/smollm2 --set sft.path=$L/sft_train.jsonl ${SFT_ARGS:-}
+        cp $L/sft/metrics.jsonl "$OUT/learn_sft_metrics.jsonl"
+      fi
+      echo "learn_sft export: $(latest_export $L/sft)" ;;
+    learn_passrate)
+      # K samples for each of the first passrate.prompts train prompts with the SFT model; appends, so resumable
+      quiet learn_passrate "-s INT ${PASSRATE_S:-360}" python3 -m rlvr passrate configs/gpu_smollm2_gsm8k_rl.yaml \
+        --set "model.path=$(latest_export $R/learn/sft)" --set run.output_dir=$R/learn/passrate_run \
+        --out $R/learn/passrate.jsonl --set rollout.gpu_memory_utilization=0.6 --set rollout.kv_cache_gb=24 \
+        ${PASSRATE_SET:-}
+      cp $R/learn/passrate.summary.json "$OUT/learn_passrate_summary.json" ;;
+    learn_rft)
+      # optional: one expert-iteration round from the SFT model (configs/gpu_smollm2_gsm8k_rft.yaml)
+      quiet learn_rft ${RFT_S:-540} python3 -m rlvr train configs/gpu_smollm2_gsm8k_rft.yaml \
+        --set run.output_dir=$R/learn/rft_run --set "model.path=$(latest_export $R/learn/sft)" ${RFT_SET:-}
+      cp $R/learn/rft_run/rft/rft_rounds.json "$OUT/learn_rft_rounds.json" ;;
+    learn_arms)
+      # GRPO on the pass-rate band and its random-reward control, side by side on the GPU; SIGINT at the deadline,
+      # checkpoint.resume continues both in the next call. START: the model both start from (default: SFT);
+      # ARMS_ARGS: more options ("--set run.steps=20", "--sequential").
+      START=${START:-$(latest_export $R/learn/sft)}
+      quiet learn_arms "-s INT ${ARMS_S:-540}" python3 benchmarks/gpu/run_arms.py configs/gpu_smollm2_gsm8k_rl.yaml \
+        --arm rl:$R/learn/rl --arm control:$R/learn/control:algorithm.reward_control=random \
+        --set "model.path=$START" --set data.passrate_filter.path=$R/learn/passrate.jsonl \
+        --set learner.resources.num_gpus=0.25 --set rollout.resources.num_gpus=0.25 ${ARMS_ARGS:-}
+      for a in rl control; do
+        cp $R/learn/$a/metrics.jsonl "$OUT/learn_${a}_metrics.jsonl"
+        [ -f $R/learn/$a/learning_curve.png ] && cp $R/learn/$a/learning_curve.png "$OUT/learn_${a}_curve.png"
+      done ;;
+    learn_eval)
+      # greedy GSM8K test for base, start (SFT), GRPO and control (LEARN_EVAL picks), engines at once; paired tests
+      pids=""
+      for name in ${LEARN_EVAL:-base sft rl control}; do
+        case $name in base) model=$M/smollm2 ;; *) model=$(latest_export $R/learn/$name) ;; esac
+        [ -f $R/eval/learn_$name.summary.json ] && continue
+        [ "$model" = none ] && { echo "learn_eval: no model for $name"; continue; }
+        echo "=== eval learn_$name: $model ($(date -u +%T)) ==="
+        timeout -k 20 ${EVAL_S:-420} $EVAL --model "$model" --out $R/eval/learn_$name.jsonl \
+          --gpu-memory-utilization 0.15 --kv-cache-gb 6 > $R/eval/learn_$name.log 2>&1 &
+        pids="$pids $!"; sleep 10
+      done
+      for pid in $pids; do wait $pid || status=1; done
+      for name in base sft rl control; do
+        tail -n 3 $R/eval/learn_$name.log 2>/dev/null
+        [ -f $R/eval/learn_$name.summary.json ] && cp $R/eval/learn_$name.summary.json "$OUT/"
+      done
+      compare learn_sft learn_rl; compare learn_sft learn_control; compare learn_base learn_sft
+      compare learn_control learn_rl ;;
     *) echo "unknown stage $s"; status=1 ;;
   esac
 done

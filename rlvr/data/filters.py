@@ -95,3 +95,21 @@ def exact_dedup() -> RecordFilter:
         return out
 
     return keep
+
+
+@register_filter("passrate_band")
+def passrate_band(path: str, above: float = 0.0, below: float = 1.0, mode: str = "band", edge_repeats: int = 3,
+                  unmeasured: str = "drop") -> RecordFilter:
+    """Prompt records whose pass rate in a `rlvr passrate` map lies in (above, below); `mode: edge` repeats them
+    toward p = 0.5 (rlvr.data.passrate). Records without a prompt (chats, documents) pass unchanged."""
+    from pydantic import ValidationError
+
+    from rlvr.config import PassRateFilter, format_validation_error
+    from rlvr.data.passrate import build_filter
+
+    try:
+        spec = PassRateFilter(path=path, above=above, below=below, mode=mode, edge_repeats=edge_repeats,
+                              unmeasured=unmeasured)
+    except ValidationError as exc:
+        raise ConfigError(f"passrate_band: {format_validation_error(exc)}") from None
+    return build_filter(spec)

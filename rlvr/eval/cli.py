@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="hf engine: sequences per forward pass")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: float32 (hf), bfloat16 (vllm)")
     p.add_argument("--device", help="hf engine: cpu or cuda (default: cuda when available)")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.5,
+                   help="vllm: share of the GPU's memory the engine may take (several evals can share one GPU)")
+    p.add_argument("--kv-cache-gb", type=float,
+                   help="vllm: a fixed KV cache size (skips the memory profiling run that engines starting together "
+                        "on one GPU disturb)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="results JSONL (default runs/eval/<task>-<model>.jsonl); summary next to it")
     p.add_argument("--compare", nargs=2, metavar=("A.jsonl", "B.jsonl"), help="paired comparison of two results")
@@ -81,6 +86,8 @@ def check_args(args: argparse.Namespace) -> Plan:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     if args.max_new_tokens < 1 or args.batch_size < 1:
         raise ConfigError("--max-new-tokens and --batch-size must be >= 1")
+    if not 0 < args.gpu_memory_utilization <= 1 or (args.kv_cache_gb is not None and args.kv_cache_gb <= 0):
+        raise ConfigError("need 0 < --gpu-memory-utilization <= 1 and --kv-cache-gb > 0")
     temperature = args.temperature if args.temperature is not None else (0.0 if args.samples == 1 else 1.0)
     if not 0.0 <= temperature <= 2.0 or not 0.0 < args.top_p <= 1.0:
         raise ConfigError(f"need 0 <= --temperature <= 2 and 0 < --top-p <= 1, got {temperature} and {args.top_p}")
@@ -124,7 +131,8 @@ def _check_model_arg(model: str) -> None:
 
 def build_engine(args: argparse.Namespace, model_path: str):
     """(engine, tokenizer); vLLM is imported only when asked for, so the CPU install never needs it."""
-    rollout = RolloutSection(engine=args.engine, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    rollout = RolloutSection(engine=args.engine, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                             gpu_memory_utilization=args.gpu_memory_utilization, kv_cache_gb=args.kv_cache_gb)
     if args.engine == "vllm":
         from rlvr.rollout.vllm_engine import VLLMEngine
 

@@ -8,19 +8,33 @@ from pathlib import Path
 import yaml
 
 from rlvr.config import RunConfig
-from rlvr.data.prompts import PromptSampler
+from rlvr.data.prompts import Example, PromptSampler, load_examples
 from rlvr.launch.components import build_weight_sync, check_loss
 from rlvr.launch.input_checks import check_grpo_inputs, check_model_fits
 from rlvr.learner.lora import check_lora
 from rlvr.model_io import load_tokenizer, resolve_model_path
 
 
+def training_examples(cfg: RunConfig, filtered: bool = True,
+                      examples: list[Example] | None = None) -> tuple[list[Example], list[Example]]:
+    """(training prompts, the learning curve's held-out slice): the data (after data.filters; `examples` if
+    already loaded), less the slice (curve.every_steps), kept by the pass-rate filter (data.passrate_filter) unless
+    `filtered` is False (measuring a pass-rate map)."""
+    from rlvr.data.passrate import apply_filter
+    from rlvr.trainer.curve import split_held_out
+
+    loaded = examples if examples is not None else load_examples(cfg.data, cfg.run.seed)
+    train, held_out = split_held_out(cfg, loaded)
+    return (apply_filter(cfg.data.passrate_filter, train) if filtered else train), held_out
+
+
 def preflight(cfg: RunConfig):
-    """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples)."""
+    """Everything that can be checked before any actor starts; returns (model_path, tokenizer, examples,
+    held_out)."""
     from rlvr.utils.checkpoint import CheckpointDir
     from rlvr.utils.run_dir import claim
 
-    examples = check_grpo_inputs(cfg)
+    examples, held_out = training_examples(cfg, examples=check_grpo_inputs(cfg))
     check_loss(cfg)
     check_lora(cfg)
     out = Path(cfg.run.output_dir)
@@ -31,7 +45,7 @@ def preflight(cfg: RunConfig):
     tokenizer = load_tokenizer(model_path)
     check_model_fits(cfg, model_path, tokenizer, examples)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    return model_path, tokenizer, examples
+    return model_path, tokenizer, examples, held_out
 
 
 def run_preflight(cfg: RunConfig, workers, tokenizer, examples) -> dict:
@@ -64,7 +78,7 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
     from rlvr.trainer.metrics import MetricsLogger
     from rlvr.utils.preempt import stop_on_sigterm
 
-    model_path, tokenizer, examples = preflight(cfg)
+    model_path, tokenizer, examples, held_out = preflight(cfg)
     connect(cfg)
     placement = Placement(cfg)  # raises on an impossible resource request, before any actor exists
     workers = None
@@ -88,9 +102,15 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
         logger = MetricsLogger(cfg, Path(cfg.run.output_dir), start, on_step)
         try:
             with stop_on_sigterm():
-                return run_grpo(cfg, workers, tokenizer, sampler, logger, start)
+                result = run_grpo(cfg, workers, tokenizer, sampler, logger, start, held_out)
         finally:
             logger.close()
+        if held_out and cfg.curve.plot:
+            from rlvr.trainer.curve import plot_curve
+
+            out = Path(cfg.run.output_dir)
+            plot_curve(out / "metrics.jsonl", out / "learning_curve.png", cfg.run.name)
+        return result
     finally:
         if workers is not None:
             workers.rollout.shutdown()

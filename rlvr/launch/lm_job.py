@@ -11,8 +11,9 @@ import yaml
 from rlvr.config import RunConfig
 
 
-def run_lm_job(kind: Literal["pretrain", "sft"], cfg: RunConfig) -> dict[str, float]:
-    """Pretraining or SFT: only learner actors; the data is tokenised and packed on the driver first."""
+def run_lm_job(kind: Literal["pretrain", "sft"], cfg: RunConfig, rows: list | None = None) -> dict[str, float]:
+    """Pretraining or SFT: only learner actors; the data is tokenised and packed on the driver first (`rows`:
+    already packed, e.g. the rft stage's own samples)."""
     from rlvr.actors.learner_group import LearnerGroup
     from rlvr.data.lm_data import build_rows
     from rlvr.launch.cluster import Placement, connect
@@ -28,7 +29,8 @@ def run_lm_job(kind: Literal["pretrain", "sft"], cfg: RunConfig) -> dict[str, fl
     if cfg.checkpoint.resume:  # verified before the learners start
         CheckpointDir(out, cfg.checkpoint.keep_last).latest()
     model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
-    rows = build_rows(kind, lm, load_tokenizer(model_path), cfg.run.seed, cfg.data.filters)
+    if rows is None:
+        rows = build_rows(kind, lm, load_tokenizer(model_path), cfg.run.seed, cfg.data.filters)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     connect(cfg)
     placement = Placement(cfg, only=("learner",))

@@ -71,5 +71,13 @@ def run_sft(cfg: RunConfig) -> StageResult:
     return StageResult(final_model(cfg), None, metrics)
 
 
+def run_rft(cfg: RunConfig) -> StageResult:
+    from rlvr.launch.rft import run_rft_job
+
+    rounds = run_rft_job(cfg)
+    last = rounds[-1]
+    return StageResult(final_model(cfg), None, {k: float(last[k]) for k in ("pass_rate", "kept", "samples")})
+
+
 StageRunner = Callable[[RunConfig], StageResult]
-RUNNERS: dict[str, StageRunner] = {"pretrain": run_pretrain, "sft": run_sft, "grpo": run_grpo}
+RUNNERS: dict[str, StageRunner] = {"pretrain": run_pretrain, "sft": run_sft, "grpo": run_grpo, "rft": run_rft}

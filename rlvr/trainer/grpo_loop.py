@@ -28,7 +28,9 @@ from rlvr.rewards.health import RewardHealth
 from rlvr.rewards.service import verdict_fractions
 from rlvr.rewards.types import RewardResult, Sample
 from rlvr.rollout.base import Completion, Rollout, SamplingParams, derive_seed
+from rlvr.trainer.curve import CURVE_METRIC, held_out_accuracy, is_curve_step
 from rlvr.trainer.metrics import MetricsLogger, learner_metrics, rollout_metrics
+from rlvr.trainer.reward_control import make_control
 from rlvr.trainer.weight_sync import ObjectStoreSync, WeightSync
 from rlvr.utils import preempt
 from rlvr.utils.checkpoint import CheckpointDir, load_rng, save_rng
@@ -133,12 +135,16 @@ def refill_informative(groups: list[Group], draw, max_draws: int) -> tuple[list[
     return (informative + spare)[:keep], draws
 
 
-def build_rollouts(groups: list[Group], scale_by_std: bool) -> tuple[list[Rollout], torch.Tensor]:
+def build_rollouts(groups: list[Group], scale_by_std: bool, control=None) -> tuple[list[Rollout], torch.Tensor]:
+    """`control`: a reward_control variant replacing the rewards the advantages are computed from (control arm)."""
     rewards_BG = torch.tensor([g.rewards for g in groups], dtype=torch.float32)
+    if control is not None:
+        rewards_BG = control(rewards_BG)
     adv_BG = group_advantages(rewards_BG, scale_by_std).tolist()
+    trained_BG = rewards_BG.tolist()
     rollouts = [
-        Rollout(g.prompt_ids, c.token_ids, c.logprobs, res.score, a, group=b)
-        for b, g in enumerate(groups) for c, res, a in zip(g.completions, g.results, adv_BG[b])
+        Rollout(g.prompt_ids, c.token_ids, c.logprobs, r, a, group=b)
+        for b, g in enumerate(groups) for c, r, a in zip(g.completions, trained_BG[b], adv_BG[b])
     ]
     return rollouts, rewards_BG
 
@@ -173,8 +179,13 @@ def collect_batch(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSa
 
 
 def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler, logger: MetricsLogger,
-             start_step: int = 0) -> dict[str, float]:
+             start_step: int = 0, held_out: list[Example] | None = None) -> dict[str, float]:
+    """`held_out`: the learning curve's slice (curve.every_steps), scored greedily before and during training."""
     ckpt = CheckpointDir(Path(cfg.run.output_dir), cfg.checkpoint.keep_last)
+    curve = {}
+    if held_out and start_step == 0:  # the curve's first point: the model training starts from
+        curve = {f"{CURVE_METRIC}_before": held_out_accuracy(cfg, workers.rollout, workers.rewards, tokenizer,
+                                                            held_out)[CURVE_METRIC]}
     batches = BatchSource(lambda step: collect_batch(cfg, workers, tokenizer, sampler, step), cfg.run.steps)
     if cfg.rollout.overlap and start_step:
         batches.resume(ckpt, start_step)
@@ -188,7 +199,8 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             reward_health.check(step, [res for g in batch.groups for res in g.results])  # stops a broken reward
             if cfg.rollout.overlap:
                 batches.start(step + 1)  # sampled with the current weights while the learners update them
-            rollouts, _ = build_rollouts(batch.groups, cfg.algorithm.scale_by_std)
+            control = make_control(cfg.algorithm.reward_control, cfg.run.seed, step)
+            rollouts, _ = build_rollouts(batch.groups, cfg.algorithm.scale_by_std, control)
             with timer("learn"):
                 workers.weight_sync.before_update()  # colocated: hand the shared GPU to the learners
                 stats = workers.learners.train_grpo(rollouts)
@@ -200,6 +212,10 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
                 timer.times["weight_sync/bytes"] = float(workers.weight_sync.bytes_last)
             timer.times["time/step_s"] = time.perf_counter() - t0
             metrics = step_metrics(batch, rollouts, stats, {**batch.times, **timer.times})
+            if held_out and is_curve_step(cfg, step + 1):
+                with timer("curve_eval"):
+                    curve.update(held_out_accuracy(cfg, workers.rollout, workers.rewards, tokenizer, held_out))
+            metrics, curve = {**metrics, **curve, **timer.times}, {}
             logger.log(step, metrics)
             if should_save(cfg, step + 1) or preempt.requested():
                 save_checkpoint(cfg, workers, ckpt, sampler, step + 1, batches.ahead_batch())
