@@ -13,7 +13,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from rlvr.config import load_config
-from rlvr.launch.train_cli import run_grpo_job
+from rlvr.launch.grpo_job import run_grpo_job
 
 
 def actor_nodes() -> dict[str, str]:

@@ -31,7 +31,7 @@ def config(model_dir: str, out: Path, *extra: str):
 
 
 def run(cfg, on_step=None) -> dict[str, float]:
-    from rlvr.launch.train_cli import run_grpo_job
+    from rlvr.launch.grpo_job import run_grpo_job
 
     return run_grpo_job(cfg, on_step=on_step)
 

@@ -21,6 +21,7 @@ from rlvr.config import load_config
 from rlvr.data.prompts import Example
 from rlvr.rewards.types import RewardResult, Sample, Verdict
 from rlvr.rollout.base import Completion, SamplingParams
+from tests.test_overlap import Sampler  # the prompt sampler fake the overlap tests use
 
 
 # -- LR schedule -----------------------------------------------------------------------------------------------
@@ -147,22 +148,6 @@ def test_soft_deadline_ends_a_slow_check_inside_the_worker(tmp_path, monkeypatch
 
 # -- the loop: resume, refill, preflight --------------------------------------------------------------------------
 
-class Sampler:
-    def __init__(self):
-        self.position = 0
-
-    def next_batch(self, n: int) -> list[Example]:
-        out = [Example(f"p{self.position + i}", "1") for i in range(n)]
-        self.position += n
-        return out
-
-    def state_dict(self) -> dict:
-        return {"position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.position = state["position"]
-
-
 class Tokenizer:
     def encode(self, text, **_):
         return [ord(c) for c in text]
@@ -243,7 +228,7 @@ def test_drop_zero_variance_groups_refills_the_batch_in_collect_batch(tmp_path):
 def test_preflight_reports_pass_rate_and_mixed_groups(tmp_path):
     """algorithm.preflight_prompts: G samples of each chosen prompt scored before training, written to
     preflight.json; here every group is (1, 0): pass@G 1, pass@1 .5, all groups mixed."""
-    from rlvr.launch.train_cli import run_preflight
+    from rlvr.launch.grpo_job import run_preflight
     from rlvr.trainer.grpo_loop import Workers
 
     class Alternating(SeededRollouts):
