@@ -153,7 +153,8 @@ def test_the_adapter_directory_vllm_reads_is_a_peft_adapter(tiny_model_dir, tmp_
     from peft import PeftModel, get_peft_model
 
     from rlvr.config import LoraSection
-    from rlvr.learner.lora import adapter_weights, lora_config, write_adapter_dir
+    from rlvr.learner.lora import adapter_weights, lora_config
+    from rlvr.rollout.vllm_engine import write_adapter_dir
 
     torch.manual_seed(0)
     source = get_peft_model(load_model(tiny_model_dir), lora_config(LoraSection(r=4, target_modules=["q_proj"])))

@@ -181,13 +181,3 @@ def save_merged_hf(peft_model, weights: dict[str, torch.Tensor], hf_dir: Path) -
 def save_adapter(peft_model, directory: Path) -> None:
     """The adapter in peft's format (adapter_config.json + adapter_model.safetensors)."""
     peft_model.save_pretrained(str(directory))
-
-
-def write_adapter_dir(adapter: AdapterWeights, directory: Path) -> None:
-    """An AdapterWeights as a peft adapter directory (what vLLM's LoRARequest reads)."""
-    from safetensors.torch import save_file
-
-    directory.mkdir(parents=True, exist_ok=True)
-    adapter.config.save_pretrained(str(directory))
-    save_file({k: v.contiguous() for k, v in adapter.tensors.items()}, str(directory / "adapter_model.safetensors"),
-              metadata={"format": "pt"})

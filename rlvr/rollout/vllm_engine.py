@@ -16,6 +16,8 @@ NCCL after `init_nccl`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from rlvr.config import RolloutSection
@@ -137,11 +139,8 @@ class VLLMEngine:
         load it afresh (it caches adapters by id); the directory before the previous one is removed."""
         import shutil
         import tempfile
-        from pathlib import Path
 
         from vllm.lora.request import LoRARequest
-
-        from rlvr.learner.lora import write_adapter_dir
 
         directory = Path(tempfile.mkdtemp(prefix="rlvr-adapter-"))
         write_adapter_dir(adapter, directory)
@@ -201,3 +200,13 @@ def sampled_logprobs(logprobs, n_tokens: int) -> list[float]:
     values = logprobs.logprobs
     # the sampled token comes first at each position (sampler.gather_logprobs puts it before any top-k)
     return values if len(values) == n_tokens else [values[s] for s in starts]
+
+
+def write_adapter_dir(adapter, directory: Path) -> None:
+    """A `rlvr.learner.lora.AdapterWeights` as a peft adapter directory (what vLLM's LoRARequest reads)."""
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    adapter.config.save_pretrained(str(directory))
+    save_file({k: v.contiguous() for k, v in adapter.tensors.items()}, str(directory / "adapter_model.safetensors"),
+              metadata={"format": "pt"})
