@@ -221,6 +221,18 @@ class RolloutSection(_Section):
         return self
 
     @model_validator(mode="after")
+    def _tensor_parallel_gpus(self) -> RolloutSection:
+        tp = self.tensor_parallel_size
+        if tp > 1 and self.engine != "vllm":
+            raise ValueError(f"rollout.tensor_parallel_size={tp} needs rollout.engine=vllm")
+        # an engine's TP workers are child processes of its rollout actor, one per GPU Ray gave that actor
+        if tp > 1 and self.resources.num_gpus != tp:
+            raise ValueError(f"rollout.tensor_parallel_size={tp} runs each engine on {tp} GPUs of one node: set "
+                             f"rollout.resources.num_gpus={tp} (got {self.resources.num_gpus:g}; TP engines do "
+                             "not share GPUs)")
+        return self
+
+    @model_validator(mode="after")
     def _modes_compatible(self) -> RolloutSection:
         if self.overlap and self.colocate:
             raise ValueError("rollout.overlap needs the rollout engines awake while the learners train, and "

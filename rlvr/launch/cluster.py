@@ -17,6 +17,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rlvr.config import ConfigError, ResourceSpec, RunConfig
 from rlvr.launch.actor_env import actor_env
+from rlvr.launch.layout import check_packing, check_tensor_parallel
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def check_feasible(cfg: RunConfig, nodes: list[dict[str, float]], only: tuple[st
     for node in nodes:
         for k, v in node.items():
             total[k] = total.get(k, 0.0) + v
+    if only is None or "rollout" in only:
+        check_tensor_parallel(cfg, nodes)
     demand: dict[str, float] = {}
     for role in roles(cfg, only):
         b = bundle(role.spec)
@@ -78,6 +81,7 @@ def check_feasible(cfg: RunConfig, nodes: list[dict[str, float]], only: tuple[st
                 f"impossible resource request: the run needs {v:g} {k} in all "
                 f"({', '.join(f'{r.count} {r.name}' for r in roles(cfg, only))}), the cluster has {total.get(k, 0.0):g}"
             )
+    check_packing(cfg, nodes, only)  # totals fit: do the bundles fit the nodes together?
 
 
 def _fmt(res: dict[str, float]) -> str:

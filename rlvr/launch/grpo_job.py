@@ -11,6 +11,7 @@ from rlvr.config import RunConfig
 from rlvr.data.prompts import Example, PromptSampler, load_examples
 from rlvr.launch.components import build_weight_sync, check_loss
 from rlvr.launch.input_checks import check_grpo_inputs, check_model_fits
+from rlvr.launch.layout import check_tensor_parallel_model
 from rlvr.learner.lora import check_lora
 from rlvr.model_io import load_tokenizer, resolve_model_path
 
@@ -44,6 +45,7 @@ def preflight(cfg: RunConfig):
     model_path = resolve_model_path(cfg.model, out, cfg.run.seed)
     tokenizer = load_tokenizer(model_path)
     check_model_fits(cfg, model_path, tokenizer, examples)
+    check_tensor_parallel_model(cfg, model_path)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     return model_path, tokenizer, examples, held_out
 

@@ -29,6 +29,11 @@ def vllm_engine_options(r) -> dict:
                                        "async_scheduling") if getattr(r, k) is not None}
     if r.cudagraph_capture_sizes is not None:
         opts["compilation_config"] = {"cudagraph_capture_sizes": sorted(r.cudagraph_capture_sizes)}
+    if r.tensor_parallel_size > 1:
+        # inside a placement group vLLM would pick its Ray executor and ask for GPU bundles this actor already
+        # holds (pending forever); its TP workers are our child processes instead, on the actor's GPUs, which is
+        # also where load_weights stages the IPC copies (cuda:0..TP-1)
+        opts["distributed_executor_backend"] = "mp"
     return opts
 
 
