@@ -19,15 +19,17 @@ SUBCOMMANDS = {
     "train": "rlvr.launch.train_cli:main",
     "eval": "rlvr.eval.cli:main",
     "submit": "rlvr.launch.submit:main",
+    "data": "rlvr.launch.data_cli:main",
     "passrate": "rlvr.launch.passrate_cli:main",
 }
 
-USAGE = """usage: rlvr {train,eval,submit,passrate} [args...]
+USAGE = """usage: rlvr {train,eval,submit,passrate,data} [args...]
 
   rlvr train [CONFIG] [--set key=value ...]   run a training job (no CONFIG: the embedded default pipeline)
   rlvr eval ...                               evaluate a model or checkpoint (rlvr eval --help)
   rlvr submit CONFIG ...                      check, then submit a job to a Ray cluster (rlvr submit --help)
   rlvr passrate CONFIG --k 16 --out FILE      each training prompt's pass rate with the config's model
+  rlvr data CONFIG [--set key=value ...]      curate the config's `curate.sources` on Ray Data (docs/curation.md)
 """
 
 

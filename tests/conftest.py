@@ -18,22 +18,12 @@ def ray_cluster():
 
     if not ray.is_initialized():
         # logical CPUs exceed the 2 real cores on purpose: test actors mostly wait on each other
-        ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
+        # address="local": a new cluster even while another process's `ray start`/Cluster (a multi-node test) runs
+        # on this machine, which a bare ray.init() would join
+        ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
     yield ray
     ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def dist_once():
-    """One in-process (gloo, one rank) process group for the whole session, shared by the in-process learner
-    tests: DeepSpeed keeps a handle on the first group it made, so a group destroyed by one test module and made
-    again by the next is "not registered" for it."""
-    yield
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_plain_rlvr_prints_usage_and_starts_nothing(capsys, no_cluster):  # noqa: F811
     assert rlvr_main([]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: rlvr {train,eval,submit}") and "rlvr train [CONFIG]" in err
+    assert err.startswith("usage: rlvr {train,eval,submit,passrate,data}") and "rlvr train [CONFIG]" in err
     assert rlvr_main(["--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: rlvr")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.distributed as dist
 
 from rlvr.algo.losses import LOSSES, LossInputs, PolicyLoss, clipped_grpo, register_loss
 from rlvr.config import ConfigError
@@ -21,10 +22,12 @@ COMMON = ("data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.mi
           "learner.num_actors=1", "learner.backend=gloo", "learner.lr=1e-2")
 
 
-@pytest.fixture(scope="module")
-def process_group(dist_once):
-    """DeepSpeed creates the (one-rank) process group on the first setup; it lives for the session (conftest)."""
+@pytest.fixture(scope="session")  # destroyed once, at the end: DeepSpeed cannot re-create it in-process
+def process_group():
+    """DeepSpeed creates the (one-rank) process group on the first setup and reuses it for later learners."""
     yield
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def build(model_dir: str, tmp_path, *overrides: str) -> Learner:

@@ -14,16 +14,11 @@ from rlvr.learner.lora import check_lora
 from rlvr.model_io import load_model
 from tests.conftest import tiny_config
 from tests.test_learner_dp import make_rollouts
+from tests.test_learner_inprocess import process_group  # noqa: F401  (fixture: one process group per session)
 
 LORA = ("learner.lora.r=4", "learner.lora.alpha=8", "learner.lora.target_modules=[q_proj,v_proj,up_proj]")
 COMMON = ("data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.micro_batch_size=4",
           "learner.num_actors=1", "learner.backend=gloo", "learner.lr=2e-2", *LORA)
-
-
-@pytest.fixture(scope="module")
-def process_group(dist_once):
-    """DeepSpeed creates the (one-rank) process group on the first setup; it lives for the session (conftest)."""
-    yield
 
 
 def build(model_dir: str, tmp_path, *overrides: str, total_steps: int = 4) -> Learner:

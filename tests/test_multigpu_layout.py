@@ -15,7 +15,8 @@ import pytest
 
 from rlvr.config import ConfigError, load_config
 from rlvr.launch.cluster import check_feasible
-from rlvr.launch.layout import SearchTooLarge, assign_bundles, broadcast_layout, check_packing, check_tensor_parallel_model
+from rlvr.launch.cluster import check_packing
+from rlvr.launch.layout import SearchTooLarge, assign_bundles, broadcast_layout, check_tensor_parallel_model
 from rlvr.rollout.worker import vllm_engine_options
 
 REPO = Path(__file__).resolve().parent.parent

@@ -58,8 +58,9 @@ class LearnerGroup:
     def train_lm(self, rows: list) -> dict[str, float]:
         """One optimizer step of a pretraining/SFT stage on packed rows split across ranks; sums over ranks."""
         per_rank = self._sharded(lambda a: a.train_lm, "train_lm", rows)
-        return {"loss_sum": sum(r["loss_sum"] for r in per_rank), "tokens": sum(r["tokens"] for r in per_rank),
-                "grad_norm": per_rank[0]["grad_norm"], "lr": per_rank[0]["lr"]}
+        totals = {k: sum(r[k] for r in per_rank) for k in per_rank[0]}  # loss_sum, tokens, token selection's
+        totals["grad_norm"], totals["lr"] = per_rank[0]["grad_norm"], per_rank[0]["lr"]
+        return totals
 
     def export_interpolated(self, directory: str, alpha: float) -> None:
         self._wait([a.export_interpolated.remote(directory, alpha) for a in self.actors], "export_interpolated")

@@ -65,8 +65,8 @@ def default_data_path(task: Task) -> Path:
 
 
 def check_data_source(source: str) -> None:
-    """Fail with one line before any model is loaded: a file must exist, a hub name needs `datasets`."""
-    if Path(source).is_file():
+    """Fail with one line before any model is loaded: a file or folder must exist, a hub name needs `datasets`."""
+    if Path(source).exists():
         return
     if is_hub_name(source):
         try:
@@ -78,7 +78,7 @@ def check_data_source(source: str) -> None:
 
 
 def _source(source: str) -> RecordSource:
-    if Path(source).is_file():
+    if Path(source).exists():  # JSONL here; Parquet/CSV files, folders and save_to_disk folders through `datasets`
         return open_source(source, "--data")
     # a hub name (checked by check_data_source); the test split is what both tasks evaluate
     return HubSource(source, "main" if source.endswith("gsm8k") else None, split="test")

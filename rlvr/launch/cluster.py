@@ -17,7 +17,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rlvr.config import ConfigError, ResourceSpec, RunConfig
 from rlvr.launch.actor_env import actor_env
-from rlvr.launch.layout import check_packing, check_tensor_parallel
+from rlvr.launch.layout import SearchTooLarge, assign_bundles, check_tensor_parallel
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,9 @@ def connect(cfg: RunConfig) -> None:
     # A laptop run oversubscribes its cores on purpose: actors mostly wait on one another.
     needed = sum(r.count * r.spec.num_cpus for r in roles(cfg))
     num_cpus = cfg.cluster.num_cpus or max(os.cpu_count() or 1, math.ceil(needed))
-    ray.init(num_cpus=num_cpus, log_to_driver=True)
+    # address="local": the documented "else start a local cluster", even while a `ray start` or
+    # cluster_utils.Cluster of another process runs on this machine (a bare ray.init() joins the newest)
+    ray.init(address="local", num_cpus=num_cpus, log_to_driver=True)
 
 
 def check_feasible(cfg: RunConfig, nodes: list[dict[str, float]], only: tuple[str, ...] | None = None) -> None:
@@ -87,6 +89,23 @@ def check_feasible(cfg: RunConfig, nodes: list[dict[str, float]], only: tuple[st
 def _fmt(res: dict[str, float]) -> str:
     keep = {k: v for k, v in res.items() if k in ("CPU", "GPU") or not k.startswith(("node:", "memory", "object_"))}
     return ", ".join(f"{k}={v:g}" for k, v in sorted(keep.items())) or "nothing"
+
+
+def check_packing(cfg: RunConfig, nodes: list[dict[str, float]], only: tuple[str, ...] | None = None) -> list[int] | None:
+    """The node index of each bundle, in `Placement`'s bundle order (None: too many to decide); ConfigError when
+    they cannot all be placed."""
+    rs = roles(cfg, only)
+    bundles = [bundle(r.spec) for r in rs for _ in range(r.count)]
+    strategy = cfg.cluster.placement_strategy
+    try:
+        where = assign_bundles(bundles, nodes, strategy)
+    except SearchTooLarge:
+        return None  # undecided: Ray places it or times out with cluster.actor_timeout_s
+    if where is None:
+        wanted = " + ".join(f"{r.count} {r.name} x {{{_fmt(bundle(r.spec))}}}" for r in rs)
+        raise ConfigError(f"impossible layout: {wanted} cannot all be placed at once ({strategy}) on the cluster's "
+                          f"nodes ({'; '.join(_fmt(n) for n in nodes)})")
+    return where
 
 
 def alive_nodes() -> list[dict[str, float]]:

@@ -1,9 +1,9 @@
 """GPU layouts: where a run's actors go on the cluster's nodes, and who is which rank of the weight broadcast.
 
-`check_feasible` (cluster.py) asks whether each bundle fits some node and whether the totals fit; that misses
+A check that each bundle fits some node and that the totals fit misses
 layouts whose totals fit but whose bundles do not fit *together*: two 2-GPU vLLM engines (tensor_parallel_size 2)
 on nodes of 3 and 1 GPUs, or a STRICT_SPREAD run with more actors than nodes. Ray would leave such a placement
-group pending until `cluster.actor_timeout_s`; `assign_bundles` finds that out at once, by a small exact search
+group pending until `cluster.actor_timeout_s`; `assign_bundles` (called by `cluster.check_packing`) finds that out at once, by a small exact search
 (tens of bundles, a few nodes), so the run stops with one line before any actor starts.
 
 `broadcast_layout` names each rank of the NCCL group `weight_sync: nccl` forms (learner rank 0, then every worker
@@ -86,25 +86,6 @@ def assign_bundles(bundles: list[Resources], nodes: list[Resources], strategy: s
         return False
 
     return [placed[i] for i in range(len(bundles))] if place(0) else None
-
-
-def check_packing(cfg: RunConfig, nodes: list[Resources], only: tuple[str, ...] | None = None) -> list[int] | None:
-    """The node index of each bundle, in `Placement`'s bundle order (None: too many to decide); ConfigError when
-    they cannot all be placed."""
-    from rlvr.launch.cluster import _fmt, bundle, roles
-
-    rs = roles(cfg, only)
-    bundles = [bundle(r.spec) for r in rs for _ in range(r.count)]
-    strategy = cfg.cluster.placement_strategy
-    try:
-        where = assign_bundles(bundles, nodes, strategy)
-    except SearchTooLarge:
-        return None  # undecided: Ray places it or times out with cluster.actor_timeout_s
-    if where is None:
-        wanted = " + ".join(f"{r.count} {r.name} x {{{_fmt(bundle(r.spec))}}}" for r in rs)
-        raise ConfigError(f"impossible layout: {wanted} cannot all be placed at once ({strategy}) on the cluster's "
-                          f"nodes ({'; '.join(_fmt(n) for n in nodes)})")
-    return where
 
 
 def check_tensor_parallel(cfg: RunConfig, nodes: list[Resources]) -> None:

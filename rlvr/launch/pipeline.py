@@ -43,15 +43,20 @@ def stage_config(run: RunConfig, spec: StageSpec, model_path: str | None, data_p
     data["checkpoint"]["save_final"] = True  # the final export is what the next stage starts from
     if model_path is not None:
         data["model"] = {"path": model_path, "dtype": data["model"]["dtype"]}
+    if data_path is not None and spec.kind == "data":
+        raise ConfigError(f"stage {spec.stage_name!r}: a data stage reads curate.sources, not the previous "
+                          "stage's data; put data stages first")
     if data_path is not None:
         section = "data" if spec.kind == "grpo" else spec.kind
-        data[section] = {**data[section], "source": "jsonl", "path": data_path}
+        # a curation stage's Parquet folder holds `text`; files and folders both go through records.open_source
+        text = {"text_key": "text"} if spec.kind == "pretrain" else {}
+        data[section] = {**data[section], "source": "jsonl", "path": data_path, **text}
     try:
         cfg = validate(data)
         build_filters(cfg.data.filters)  # a misspelt filter fails now, not after the stages before it
     except ConfigError as exc:
         raise ConfigError(f"stage {spec.stage_name!r}: {exc}") from None
-    if spec.kind != "grpo":
+    if spec.kind not in ("grpo", "data"):  # pretrain, sft, and rft (which trains with sft.batch_rows)
         lm = cfg.pretrain if spec.kind == "pretrain" else cfg.sft
         per_step = cfg.learner.num_actors * cfg.learner.micro_batch_size
         if lm.batch_rows % per_step:
@@ -134,7 +139,7 @@ def run_pipeline(run: RunConfig, only: list[str] | None = None, start_from: str 
         previous.save(Path(cfg.run.output_dir))
         results[stage.name] = {"kind": stage.kind, "export": previous.model_path, "start": cfg.model.path,
                                "train_s": round(time.perf_counter() - t_stage, 1)}
-        if held_out and previous.model_path:
+        if held_out and previous.model_path and stage.kind != "data":  # a data stage trains nothing
             results[stage.name].update(evaluate(previous.model_path, run.stage_eval, held_out))
             r = results[stage.name]
             print(f"[rlvr] after {stage.name}: held-out accuracy {r['accuracy']:.3f} ({r['correct']}/{r['n']}), "

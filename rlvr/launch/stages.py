@@ -79,5 +79,41 @@ def run_rft(cfg: RunConfig) -> StageResult:
     return StageResult(final_model(cfg), None, {k: float(last[k]) for k in ("pass_rate", "kept", "samples")})
 
 
+def generated_corpora(cfg: RunConfig) -> dict[str, list[str]]:
+    """What `generated:` names in curate.sources / eval_sets: the run's generated pretraining corpus (with the
+    planted duplicates and held-out leaks its source asks for) and the held-out problems."""
+    wanted = {s.generated for s in cfg.curate.sources} | {e.generated for e in cfg.curate.decontaminate.eval_sets}
+    if not wanted - {None}:
+        return {}
+    from rlvr.data.curate import planted
+    from rlvr.data.lm_data import pretrain_records
+    from rlvr.data.synthetic import word_problems
+
+    held_out = [p.question for p in word_problems(cfg.stage_eval.num_examples, cfg.run.seed, "held_out")]
+    out = {"held_out": held_out}
+    spec = next((s for s in cfg.curate.sources if s.generated == "pretrain"), None)
+    if spec is not None:
+        docs = [r["text"] for r in pretrain_records(cfg.pretrain, cfg.run.seed)]
+        out["pretrain"] = planted(docs, held_out, spec.plant_duplicates, spec.plant_held_out, cfg.run.seed)
+    return out
+
+
+def run_data(cfg: RunConfig) -> StageResult:
+    """Curation (`rlvr.data.curate`): trains nothing, so the model passes through; the kept documents (Parquet
+    shards, column `text`) become the next stage's data."""
+    from rlvr.data.curate import run_curation
+    from rlvr.launch.cluster import connect
+
+    connect(cfg)
+    data_dir, manifest = run_curation(cfg.curate, cfg.run.output_dir, generated_corpora(cfg))
+    print(f"[rlvr] data: {manifest['documents_in']} documents in, {manifest['documents_out']} out ("
+          + ", ".join(f"{s['step']} -{s['in'] - s['out']}" for s in manifest["steps"]) + f"); {data_dir}", flush=True)
+    metrics = {"data/documents_in": float(manifest["documents_in"]),
+               "data/documents_out": float(manifest["documents_out"])}
+    metrics.update({f"data/removed_{s['step']}": float(s["in"] - s["out"]) for s in manifest["steps"]})
+    return StageResult(cfg.model.path, str(data_dir), metrics)
+
+
 StageRunner = Callable[[RunConfig], StageResult]
-RUNNERS: dict[str, StageRunner] = {"pretrain": run_pretrain, "sft": run_sft, "grpo": run_grpo, "rft": run_rft}
+RUNNERS: dict[str, StageRunner] = {"data": run_data, "pretrain": run_pretrain, "sft": run_sft, "grpo": run_grpo,
+                                   "rft": run_rft}

@@ -16,7 +16,9 @@ import torch.distributed as dist
 
 from rlvr.algo import grpo
 from rlvr.algo.interpolate import interpolate_state_dicts
+from rlvr.algo.grpo import AGGREGATIONS
 from rlvr.algo.losses import LossInputs, build_loss
+from rlvr.algo.token_selection import build_selection
 from rlvr.config import RunConfig
 from rlvr.data.packing import PackedRow, collate_packed
 from rlvr.learner.batch import MicroBatch, collate
@@ -26,6 +28,7 @@ from rlvr.learner.full_weights import iter_full_weights, weight_metas
 from rlvr.learner.old_logprobs import EngineLogprobs, OldLogprobs, OnPolicy, PreviousWeights, Recomputed
 from rlvr.learner.packed_learner import train_grpo_packed
 from rlvr.learner.packed_rollouts import use_varlen_attention
+from rlvr.learner.selective_head import scatter_kept, select_and_score, trunk_hidden
 from rlvr.model_io import load_model
 from rlvr.rollout.base import Rollout
 from rlvr.rollout.weight_sync import NameFilter, WeightSender, plan_buckets
@@ -84,6 +87,10 @@ class Learner:
             for kept, trained in zip(self.prev_model.buffers(), module.buffers(), strict=True):
                 kept.data = trained.detach().clone()
         self.loss = build_loss(self.cfg.algorithm)
+        self.selection = build_selection(lc.token_selection, self.cfg.run.seed)
+        if self.selection.active and self.loss.aggregation is not AGGREGATIONS["token_mean"]:
+            raise ValueError(f"learner.token_selection: loss {self.cfg.algorithm.loss!r} does not average over "
+                             "tokens; the selection's normaliser is a count of kept tokens")
         self.old_logprobs = self._old_logprob_source()
         self.pad_id = self.engine.module.config.pad_token_id
         if self.pad_id is None:
@@ -167,8 +174,15 @@ class Learner:
 
     def _loss_scale(self, rollouts: list[Rollout]) -> float:
         """Global normaliser of the loss (what the loss's aggregation counts, over all ranks), times the factors
-        DeepSpeed divides by (ranks and accumulation steps)."""
-        local = self.loss.aggregation.count([len(r.completion_ids) for r in rollouts])
+        DeepSpeed divides by (ranks and accumulation steps). With token selection: the kept tokens, whose count
+        per micro-batch depends only on its token count, so it is known before any forward pass."""
+        if self.selection.active:
+            step = self.engine.global_steps
+            local = self.loss.aggregation.count([
+                self.selection.kept(sum(len(r.completion_ids) for r in c), step)
+                for c in chunks(rollouts, self.cfg.learner.micro_batch_size)])
+        else:
+            local = self.loss.aggregation.count([len(r.completion_ids) for r in rollouts])
         total = torch.tensor([float(local)], device=self.engine.device)  # NCCL reduces only GPU tensors
         dist.all_reduce(total)  # every rank must divide by the same global count
         return max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)
@@ -192,12 +206,14 @@ class Learner:
                 mb = collate(chunk, self.pad_id, rollout_logprobs=self.old_logprobs.engine_logprobs)
                 mb = mb.to(self.engine.device)
                 targets_BT, mask_BT = self._window_targets(mb)
-                logp_BT, entropy_BT = grpo.logprobs_and_entropy(
-                    self._window_logits(self.engine, mb), targets_BT, self.cfg.rollout.temperature)
+                # the global index of this micro-batch, the same whatever the number of ranks (random's draw)
+                global_k = (m * self.world_size + self.rank) * (per_mini // micro) + i
+                logp_BT, entropy_BT, mask_BT, select = self._policy_logprobs(mb, targets_BT, mask_BT, global_k)
                 inputs = LossInputs(logp_BT, self.old_logprobs.get(k, mb, logp_BT), mb.advantages_B, mask_BT,
                                     None if ref is None else ref[k])
                 loss, stats = self.loss(inputs, normalizer)
-                stats["entropy_sum"] = float((entropy_BT * mask_BT).sum())
+                stats["entropy_sum"] = float((entropy_BT * mask_BT).sum())  # with selection: of the kept tokens
+                stats.update(select)
                 self.engine.backward(loss)
                 self.engine.step()
                 for key, v in stats.items():
@@ -210,6 +226,24 @@ class Learner:
             torch.cuda.empty_cache()
         return totals
 
+    def _policy_logprobs(self, mb: MicroBatch, targets_BT: torch.Tensor, mask_BT: torch.Tensor, global_k: int):
+        """(logp_BT with grad, entropy_BT, the loss mask, selection stats). With token selection the loss mask is
+        the kept tokens and logp_BT is 0 (no graph) elsewhere."""
+        temperature = self.cfg.rollout.temperature
+        if not self.selection.active:
+            logp_BT, entropy_BT = grpo.logprobs_and_entropy(self._window_logits(self.engine, mb), targets_BT,
+                                                            temperature)
+            return logp_BT, entropy_BT, mask_BT, {}
+        hidden_BLH = trunk_hidden(self.engine.module, input_ids=mb.input_ids_BL, attention_mask=mb.attention_mask_BL)
+        keep_BT, logp_N, entropy_BT, stats = self._select(hidden_BLH[:, mb.window_start : -1], targets_BT, mask_BT,
+                                                          temperature, global_k)
+        return scatter_kept(logp_N, keep_BT), entropy_BT, keep_BT, stats
+
+    def _select(self, hidden_BTH: torch.Tensor, targets_BT: torch.Tensor, mask_BT: torch.Tensor,
+                temperature: float, global_k: int):
+        return select_and_score(self.selection, self.engine.module.get_output_embeddings(), hidden_BTH, targets_BT,
+                                mask_BT, temperature, self.engine.global_steps, global_k)
+
     # -- causal-LM stages (pretraining, SFT) -------------------------------------------------------------------
 
     def train_lm(self, rows: list[PackedRow]) -> dict[str, float]:
@@ -218,26 +252,36 @@ class Learner:
         micro = [collate_packed(c) for c in chunks(rows, self.cfg.learner.micro_batch_size)]
         if len(micro) != self.grad_accum_steps:  # DeepSpeed steps the optimizer only at its accumulation boundary
             raise ValueError(f"rank {self.rank} got {len(micro)} micro-batches for {self.grad_accum_steps} steps")
-        local = sum(int(mb.loss_mask_BT.sum()) for mb in micro)
+        step = self.engine.global_steps
+        local = sum(self.selection.kept(int(mb.loss_mask_BT.sum()), step) for mb in micro)
         total = torch.tensor([float(local)], device=self.engine.device)  # NCCL reduces only GPU tensors
         dist.all_reduce(total)
         normalizer = max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)
         dtype = next(self.engine.module.parameters()).dtype
         self.engine.train()
-        loss_sum = 0.0
-        for mb in micro:
+        loss_sum, totals = 0.0, {}
+        for i, mb in enumerate(micro):
             mb = mb.to(self.engine.device)
-            out = self.engine(input_ids=mb.input_ids_BL, position_ids=mb.position_ids_BL,
-                              attention_mask=mb.attn_bias_B1LL.clamp(min=torch.finfo(dtype).min).to(dtype),
-                              use_cache=False)  # clamp: float32's min would round to -inf in bf16/fp16
-            nll_BT = torch.nn.functional.cross_entropy(out.logits[:, :-1].float().transpose(1, 2), mb.targets_BT,
-                                                       reduction="none")
-            masked = (nll_BT * mb.loss_mask_BT).sum()
+            inputs = dict(input_ids=mb.input_ids_BL, position_ids=mb.position_ids_BL,
+                          attention_mask=mb.attn_bias_B1LL.clamp(min=torch.finfo(dtype).min).to(dtype))
+            # clamp: float32's min would round to -inf in bf16/fp16
+            if self.selection.active:
+                hidden_BTH = trunk_hidden(self.engine.module, **inputs)[:, :-1]
+                _, logp_N, _, select = self._select(hidden_BTH, mb.targets_BT, mb.loss_mask_BT, 1.0,
+                                                    self.rank * len(micro) + i)
+                masked = -logp_N.sum()
+                for key, v in select.items():
+                    totals[key] = totals.get(key, 0.0) + v
+            else:
+                out = self.engine(**inputs, use_cache=False)
+                nll_BT = torch.nn.functional.cross_entropy(out.logits[:, :-1].float().transpose(1, 2),
+                                                           mb.targets_BT, reduction="none")
+                masked = (nll_BT * mb.loss_mask_BT).sum()
             self.engine.backward(masked / normalizer)
             self.engine.step()
             loss_sum += masked.item()
-        return {"loss_sum": loss_sum, "tokens": float(local), "grad_norm": float(self.engine.get_global_grad_norm()
-                or 0.0), "lr": self.scheduler.get_last_lr()[0]}
+        return {"loss_sum": loss_sum, "tokens": float(local), **totals,
+                "grad_norm": float(self.engine.get_global_grad_norm() or 0.0), "lr": self.scheduler.get_last_lr()[0]}
 
     def export_interpolated(self, directory: str, alpha: float) -> None:
         """Overwrite DIRECTORY/hf with (1−α)·θ_start + α·θ_end. θ_start is read back from the stage's starting

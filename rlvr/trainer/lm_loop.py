@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Literal, Protocol
 
+from rlvr.algo.token_selection import selection_metrics
 from rlvr.config import LMStageSection, RunConfig
 from rlvr.data.packing import PAD_DOC, PackedRow
 from rlvr.data.sampler import EpochSampler
@@ -40,7 +41,7 @@ def step_metrics(stats: dict[str, float], batch: list[PackedRow], seconds: float
     tokens = sum(int((r.doc_ids_L != PAD_DOC).sum()) for r in batch)
     return {"lm/loss": stats["loss_sum"] / max(stats["tokens"], 1.0), "lm/loss_tokens": stats["tokens"],
             "throughput/tokens_per_s": tokens / max(seconds, 1e-9), "learner/grad_norm": stats["grad_norm"],
-            "learner/lr": stats["lr"], "data/epochs": epochs, "time/step_s": seconds}
+            "learner/lr": stats["lr"], "data/epochs": epochs, "time/step_s": seconds, **selection_metrics(stats)}
 
 
 def run_lm(kind: StageKind, cfg: RunConfig, learners: LMLearners, rows: list[PackedRow]) -> dict[str, float]:

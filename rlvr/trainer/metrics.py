@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlvr.algo.token_selection import selection_metrics
 from rlvr.config import ConfigError, RunConfig
 
 
@@ -38,7 +39,7 @@ def learner_metrics(stats: dict[str, float]) -> dict[str, float]:
     out["learner/grad_norm"], out["learner/lr"] = stats["grad_norm"], stats["lr"]
     if "sequence_tokens" in stats:  # packed learner: prompt + completion tokens it trained on (all ranks)
         out["learner/sequence_tokens"] = stats["sequence_tokens"]
-    return out
+    return {**out, **selection_metrics(stats)}
 
 
 def prometheus_name(key: str) -> str:
