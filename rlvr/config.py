@@ -329,6 +329,25 @@ class AlgorithmSection(_Section):
         return self
 
 
+class LoraSection(_Section):
+    """Train low-rank adapters (peft) instead of every weight: only they are in the optimizer (rlvr/learner/lora.py)."""
+
+    r: int = Field(16, ge=1, le=1024)
+    alpha: float = Field(32.0, gt=0)
+    """Adapter scale is alpha / r."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1)
+    """Module names (peft's matching: a name equal to, or ending with, one of these) that get adapters."""
+    quantize: Literal["none", "nf4"] = "none"
+    """nf4: QLoRA, the frozen base in 4-bit NF4 (bitsandbytes, GPU only) under bf16 adapters."""
+    sync: Literal["merged", "adapter"] = "merged"
+    """How new weights reach the rollout engines. merged: W + (alpha/r)·B·A under the base model's names (any
+    engine, any transport); adapter: only the adapter tensors (megabytes), applied by the engine (HF: a peft
+    wrapper; vLLM: a LoRARequest, which needs rollout.weight_sync=object_store)."""
+
+
 class TokenSelectionSection(_Section):
     """Selective-token training (rlvr/algo/token_selection.py): per micro-batch, only the selected share of the
     loss tokens carries the loss, normalised over the selected tokens of all ranks. Every stage (pretrain, SFT,
@@ -381,6 +400,26 @@ class LearnerSection(_Section):
     """auto: nccl when the learner has a GPU, gloo otherwise."""
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
     token_selection: TokenSelectionSection = Field(default_factory=TokenSelectionSection)
+    lora: LoraSection | None = None
+    """Train LoRA adapters on a frozen base (None: full fine-tuning)."""
+
+    @model_validator(mode="after")
+    def _lora_fits(self) -> LearnerSection:
+        if self.lora is None:
+            return self
+        if self.zero_stage == 3:
+            # merged sync and exports read each base weight whole; with adapters this small, ZeRO-3 buys nothing
+            raise ValueError("learner.lora needs learner.zero_stage <= 2 (the adapters are small; the frozen base "
+                             "is not sharded)")
+        if self.max_tokens_per_micro_batch:
+            # the packed path swaps the HF model's LM head and reads a separate reference model: neither is wired
+            # for a peft-wrapped model yet
+            raise ValueError("learner.lora does not work with packed micro-batches yet: unset "
+                             "learner.max_tokens_per_micro_batch (and logprob_chunk_tokens)")
+        if self.lora.quantize == "nf4" and self.precision != "bf16":
+            raise ValueError(f"learner.lora.quantize=nf4 trains bf16 adapters: set learner.precision=bf16 "
+                             f"(got {self.precision})")
+        return self
 
 
 class ClusterSection(_Section):
@@ -680,6 +719,19 @@ class RunConfig(_Section):
                              "(learner.max_tokens_per_micro_batch): unset one of them")
         if alg.loss_agg == "seq_mean_token_sum_norm" and alg.norm_length is None:
             alg.norm_length = r.max_new_tokens  # Dr. GRPO's constant: the generation budget
+        return self
+
+    @model_validator(mode="after")
+    def _lora_sync(self) -> RunConfig:
+        lora = self.learner.lora
+        if lora is None:
+            return self
+        if lora.sync == "adapter" and self.rollout.weight_sync != "object_store":
+            raise ValueError(f"learner.lora.sync=adapter sends adapters through the object store: set "
+                             f"rollout.weight_sync=object_store (got {self.rollout.weight_sync}) or lora.sync=merged")
+        if self.rollout.overlap_old_logprobs == "learner":
+            raise ValueError("rollout.overlap_old_logprobs=learner keeps a copy of full weights, not of adapters: "
+                             "use overlap_old_logprobs=engine with learner.lora")
         return self
 
     @property

@@ -78,6 +78,19 @@ class LearnerGroup:
         self._wait(refs, "state_dict")  # all ranks take part in a ZeRO-3 gather
         return refs[0]
 
+    def adapter_ref(self) -> tuple[ray.ObjectRef, int]:
+        """learner.lora.sync=adapter: rank 0's adapter (AdapterWeights) in the object store, and its bytes."""
+        refs = [a.adapter_weights.remote() for a in self.actors]
+        self._wait(refs, "adapter_weights")
+        nbytes = gather([self.actors[0].last_adapter_bytes.remote()], self.names[:1], self.timeout, "adapter bytes")[0]
+        return refs[0], nbytes
+
+    def base_weights_ref(self) -> ray.ObjectRef:
+        """QLoRA: rank 0's frozen base, dequantised, for the engines to start from."""
+        refs = [a.base_weights.remote() for a in self.actors]
+        self._wait(refs, "base_weights")
+        return refs[0]
+
     def setup_weight_ipc(self, rollout: RolloutGroup, bucket_mb: float) -> None:
         """weight_sync=cuda_ipc, once per run: rank 0's sender maps buckets into the colocated engines (which never
         change: with this transport a dead engine stops the run)."""

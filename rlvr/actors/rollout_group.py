@@ -39,6 +39,7 @@ class RolloutGroup:
         self.generation = [0] * n
         self.actors = [self._create(i) for i in range(n)]
         self._weights_ref = None  # the newest weights, for workers created after a death
+        self._adapter_ref = None  # learner.lora.sync=adapter: the newest adapter, applied after those weights
         self.restarts = 0
         gather([a.ping.remote() for a in self.actors], self.names, self.timeout, "start")
 
@@ -63,6 +64,9 @@ class RolloutGroup:
         if self._weights_ref is not None:
             gather([self.actors[i].load_weights.remote(self._weights_ref)], self.names[i:i + 1], self.timeout,
                    "loading weights after a restart")
+        if self._adapter_ref is not None:
+            gather([self.actors[i].load_adapter.remote(self._adapter_ref)], self.names[i:i + 1], self.timeout,
+                   "loading the adapter after a restart")
 
     def _call_all(self, what: str, submit) -> list:
         """`submit(i, actor)` on every worker; a worker that dies is restarted and its call submitted again."""
@@ -102,6 +106,11 @@ class RolloutGroup:
     def load_weights(self, weights_ref: ray.ObjectRef) -> None:
         self._weights_ref = weights_ref
         self._call_all("load_weights", lambda i, actor: actor.load_weights.remote(weights_ref))
+
+    def load_adapter(self, adapter_ref: ray.ObjectRef) -> None:
+        """learner.lora.sync=adapter: every worker applies the adapter to the base weights it holds."""
+        self._adapter_ref = adapter_ref
+        self._call_all("load_adapter", lambda i, actor: actor.load_adapter.remote(adapter_ref))
 
     def sleep(self, level: int) -> None:
         """Colocated vLLM: free the GPU for the learners."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from rlvr.config import ConfigError, RunConfig
-from rlvr.trainer.weight_sync import Colocated, CudaIpcSync, NcclSync, ObjectStoreSync, WeightSync
+from rlvr.trainer.weight_sync import AdapterSync, Colocated, CudaIpcSync, NcclSync, ObjectStoreSync, WeightSync
 
 
 def build_weight_sync(cfg: RunConfig, rollout, learners) -> WeightSync:
     """`rollout.weight_sync` as an object; colocated engines are put to sleep and woken around it."""
-    r = cfg.rollout
-    if r.weight_sync == "cuda_ipc":
-        sync: WeightSync = CudaIpcSync(learners, rollout, r.sync_bucket_mb)
+    r, lora = cfg.rollout, cfg.learner.lora
+    if lora is not None and lora.sync == "adapter":  # the config allows it with the object store only
+        sync: WeightSync = AdapterSync(learners, rollout, send_base=lora.quantize != "none")
+    elif r.weight_sync == "cuda_ipc":
+        sync = CudaIpcSync(learners, rollout, r.sync_bucket_mb)
     elif r.weight_sync == "nccl":
         sync = NcclSync(learners, rollout, r.sync_bucket_mb)
     else:

@@ -12,6 +12,7 @@ from rlvr.data.prompts import Example, PromptSampler, load_examples
 from rlvr.launch.components import build_weight_sync, check_loss
 from rlvr.launch.input_checks import check_grpo_inputs, check_model_fits
 from rlvr.launch.layout import check_tensor_parallel_model
+from rlvr.learner.lora import check_lora
 from rlvr.model_io import load_tokenizer, resolve_model_path
 
 
@@ -36,6 +37,7 @@ def preflight(cfg: RunConfig):
 
     examples, held_out = training_examples(cfg, examples=check_grpo_inputs(cfg))
     check_loss(cfg)
+    check_lora(cfg)
     out = Path(cfg.run.output_dir)
     claim(out, cfg.checkpoint.resume, cfg.run.overwrite)
     if cfg.checkpoint.resume:  # verified now, before any actor starts (resume finds the result again)

@@ -97,8 +97,14 @@ def check_pipeline_inputs(stages, first_model: str | None = None) -> None:
     the prompts) when the stage starts, still before its actors. `first_model`: the export the first stage
     starts from (`--from`, or a previous stage's), None for the config's own model."""
     limit = max_positions(first_model) if first_model else _first_model_positions(stages[0].cfg)
+    from rlvr.learner.lora import check_lora
+
     for stage in stages:
         check_output_dir(stage.cfg)
+        try:
+            check_lora(stage.cfg)  # every stage kind trains on the learners
+        except ConfigError as exc:
+            raise ConfigError(f"stage {stage.name!r}: {exc}") from None
         if stage.kind != "grpo":
             continue
         try:

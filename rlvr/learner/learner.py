@@ -23,6 +23,7 @@ from rlvr.config import RunConfig
 from rlvr.data.packing import PackedRow, collate_packed
 from rlvr.learner.batch import MicroBatch, collate
 from rlvr.learner.deepspeed_setup import ds_config, init_process_group, lr_lambda, resolve_backend
+from rlvr.learner import lora
 from rlvr.learner.full_weights import iter_full_weights, weight_metas
 from rlvr.learner.old_logprobs import EngineLogprobs, OldLogprobs, OnPolicy, PreviousWeights, Recomputed
 from rlvr.learner.packed_learner import train_grpo_packed
@@ -45,6 +46,7 @@ class Learner:
         self.ref_model = None
         self.prev_model = None  # rollout.overlap_old_logprobs=learner: the weights from before the last update
         self.weight_sender: WeightSender | None = None  # weight_sync=cuda_ipc/nccl: opened once per run
+        self._adapter_bytes = 0  # learner.lora.sync=adapter: the last adapter sync's size
 
     # -- setup -------------------------------------------------------------------------------------------------
 
@@ -56,11 +58,10 @@ class Learner:
         if torch.cuda.is_available():
             torch.cuda.set_device(0)  # Ray exposes this actor's GPU as device 0
         init_process_group(self.rank, self.world_size, master_addr, master_port, resolve_backend(lc))
-        model = self._load("float32")
-        if lc.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+        model = self._build_model()
+        # with LoRA only the adapters are trainable: the optimizer (and its state) holds nothing else
         fused = {"fused": True} if lc.fused_adamw and torch.cuda.is_available() else {}
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lc.lr, betas=lc.betas, weight_decay=lc.weight_decay,
+        optimizer = torch.optim.AdamW(lora.trainable(model), lr=lc.lr, betas=lc.betas, weight_decay=lc.weight_decay,
                                       **fused)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_lambda(lc.lr_schedule, lc.warmup_steps, total_optim_steps)
@@ -70,7 +71,7 @@ class Learner:
             model=model, optimizer=optimizer, lr_scheduler=scheduler,
             config=ds_config(lc, grad_accum_steps, self.world_size),
         )
-        if self.cfg.algorithm.kl_coef > 0:
+        if self.cfg.algorithm.kl_coef > 0 and lc.lora is None:  # LoRA: the base with adapters disabled
             self.ref_model = self._load("float32").to(self.engine.device).eval()
             self.ref_model.requires_grad_(False)
         r = self.cfg.rollout
@@ -102,6 +103,30 @@ class Learner:
         if self.cfg.learner.max_tokens_per_micro_batch:
             use_varlen_attention(model)  # packed rows: attention within each sequence
         return model
+
+    def _build_model(self):
+        lc = self.cfg.learner
+        if lc.lora is None:
+            model = self._load("float32")
+            if lc.gradient_checkpointing:
+                model.gradient_checkpointing_enable()
+            return model
+        quantized = lc.lora.quantize == "nf4"
+        base = lora.load_quantized_base(self.model_path) if quantized else load_model(self.model_path, "float32")
+        return lora.wrap(base, lc.lora, lc.gradient_checkpointing)
+
+    @property
+    def is_lora(self) -> bool:
+        return self.cfg.learner.lora is not None
+
+    def _reference_logprobs(self, rollouts: list[Rollout]) -> list[torch.Tensor] | None:
+        """The frozen reference policy's logprobs for the KL term (None without one)."""
+        if self.cfg.algorithm.kl_coef == 0:
+            return None
+        if self.is_lora:
+            with self.engine.module.disable_adapter():  # the base itself: no second copy of the weights
+                return self._logprobs(self.engine.module, rollouts)
+        return self._logprobs(self.ref_model, rollouts)
 
     def _old_logprob_source(self) -> OldLogprobs:
         """Chosen once (see rlvr/learner/old_logprobs.py for the four cases)."""
@@ -175,7 +200,7 @@ class Learner:
         alg = self.cfg.algorithm
         self.engine.train()
         self.old_logprobs.start(rollouts)
-        ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None else None
+        ref = self._reference_logprobs(rollouts)
         micro = self.cfg.learner.micro_batch_size
         per_mini = len(rollouts) // alg.mini_batches
         totals: dict[str, float] = {}
@@ -273,8 +298,7 @@ class Learner:
         weights = self.state_dict()
         if self.rank == 0:
             start = load_model(self.model_path, "float32").state_dict()
-            self.engine.module.save_pretrained(Path(directory) / "hf",
-                                               state_dict=interpolate_state_dicts(start, weights, alpha))
+            self._save_hf(Path(directory) / "hf", interpolate_state_dicts(start, weights, alpha))
         dist.barrier()
 
     # -- weights and checkpoints -------------------------------------------------------------------------------
@@ -285,6 +309,8 @@ class Learner:
         import deepspeed
 
         module = self.engine.module
+        if self.is_lora:  # ZeRO <= 2 (config): every rank holds the whole base and adapters
+            return lora.merged_state_dict(module, keep) if self.rank == 0 else None
         params = list(module.parameters())
         enabled = self.cfg.learner.zero_stage == 3
         with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=enabled):
@@ -298,6 +324,11 @@ class Learner:
         None, after following rank 0 through every ZeRO-3 gather. Parameters are gathered one at a time as the
         pairs are consumed, so every rank must call this for each sync and rank 0 must consume every pair."""
         module = self.engine.module
+        if self.is_lora:
+            if self.rank != 0:
+                return None
+            plans = plan_buckets(lora.merged_metas(module, torch.bfloat16, keep), bucket_mb)
+            return plans, ((n, t.to(torch.bfloat16)) for n, t in lora.iter_merged(module, keep))
         named = iter_full_weights(module, keep)
         if self.rank != 0:
             for _ in named:  # follow rank 0 through every gather
@@ -305,6 +336,23 @@ class Learner:
             return None
         plans = plan_buckets(weight_metas(module, torch.bfloat16, keep), bucket_mb)
         return plans, ((n, t.to(torch.bfloat16)) for n, t in named)
+
+    def adapter_weights(self) -> lora.AdapterWeights | None:
+        """learner.lora.sync=adapter: rank 0's adapter tensors and peft config (None on other ranks)."""
+        if self.rank != 0:
+            return None
+        adapter = lora.adapter_weights(self.engine.module)
+        self._adapter_bytes = adapter.nbytes
+        return adapter
+
+    def last_adapter_bytes(self) -> int:
+        """Bytes of the last `adapter_weights` (the driver logs them without fetching the tensors)."""
+        return self._adapter_bytes
+
+    def base_weights(self) -> dict[str, torch.Tensor] | None:
+        """Rank 0's frozen base under its plain names, dequantised (QLoRA engines start from this, not from the
+        bf16 checkpoint the 4-bit base was made from); None on other ranks."""
+        return lora.merged_state_dict(self.engine.module, with_adapter=False) if self.rank == 0 else None
 
     def open_weight_sender(self, sender: WeightSender) -> None:
         """Once per run (weight_sync=cuda_ipc or nccl), on every rank: the transport `send_weights` hands rank 0's
@@ -325,20 +373,25 @@ class Learner:
 
     def save_checkpoint(self, directory: str, client_state: dict | None = None) -> None:
         """DeepSpeed state (weights, optimizer, scheduler) plus a Hugging Face export for the next stage."""
-        self.engine.save_checkpoint(directory, tag="state", client_state=client_state or {})
+        # LoRA: the frozen base is not saved (it is the stage's starting model, reloaded on resume): adapters,
+        # optimizer and scheduler only, megabytes
+        self.engine.save_checkpoint(directory, tag="state", client_state=client_state or {},
+                                    exclude_frozen_parameters=self.is_lora)
         save_rng(Path(directory) / f"rng_rank{self.rank}.pt")  # per rank: dropout or sampling draws differ by rank
         weights = self.state_dict()
         if self.rank == 0:
             hf_dir = Path(directory) / "hf"
-            self.engine.module.save_pretrained(hf_dir, state_dict=weights)
+            self._save_hf(hf_dir, weights)
             _copy_tokenizer(self.model_path, hf_dir)
+            if self.is_lora:
+                lora.save_adapter(self.engine.module, Path(directory) / "adapter")
             if self.prev_model is not None:  # the batch saved ahead was sampled by these, not the current weights
                 torch.save({k: v.cpu() for k, v in self.prev_model.state_dict().items()},
                            Path(directory) / PREV_POLICY)
         dist.barrier()
 
     def load_checkpoint(self, directory: str) -> dict:
-        _, client_state = self.engine.load_checkpoint(directory, tag="state")
+        _, client_state = self.engine.load_checkpoint(directory, tag="state", load_module_strict=not self.is_lora)
         load_rng(Path(directory) / f"rng_rank{self.rank}.pt")
         if self.prev_model is not None:
             path = Path(directory) / PREV_POLICY
@@ -347,6 +400,14 @@ class Learner:
                                         "rollout.overlap_old_logprobs=learner; resume with the setting it was run with")
             self.prev_model.load_state_dict(torch.load(path, map_location=self.engine.device))
         return client_state or {}
+
+
+    def _save_hf(self, hf_dir: Path, weights: dict[str, torch.Tensor]) -> None:
+        """A plain Hugging Face export (LoRA: merged weights, loadable without peft)."""
+        if self.is_lora:
+            lora.save_merged_hf(self.engine.module, weights, hf_dir)
+        else:
+            self.engine.module.save_pretrained(hf_dir, state_dict=weights)
 
 
 def _copy_tokenizer(src: str, dst: Path) -> None:

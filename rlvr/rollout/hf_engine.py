@@ -60,7 +60,26 @@ class HFEngine:
         return cls(model.to(device), tokenizer, rollout.batch_size)
 
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        if hasattr(self.model, "peft_config"):  # its names are peft's now: strict=False would load nothing
+            raise RuntimeError("HFEngine.load_weights after load_adapter: full weights go to a plain model only")
         self.model.load_state_dict(state_dict, strict=False)
+
+    def load_adapter(self, adapter) -> None:
+        """learner.lora.sync=adapter: `adapter` is a `rlvr.learner.lora.AdapterWeights`. The model is wrapped
+        with the learner's peft config once and takes each new adapter's tensors; the base weights never change,
+        so it computes what the learner's adapted model computes, by the same operations."""
+        import copy
+
+        from peft import get_peft_model, set_peft_model_state_dict
+
+        if not hasattr(self.model, "peft_config"):
+            self.model = get_peft_model(self.model, copy.deepcopy(adapter.config))
+        loaded = set_peft_model_state_dict(self.model, adapter.tensors)
+        missing = [k for k in loaded.missing_keys if "lora_" in k]
+        if loaded.unexpected_keys or missing:
+            raise RuntimeError(f"adapter does not fit the engine's model: unexpected {loaded.unexpected_keys[:3]}, "
+                               f"missing {missing[:3]}")
+        self.model.eval()  # the new LoRA dropout modules start in training mode
 
     @torch.no_grad()
     def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Completion]:

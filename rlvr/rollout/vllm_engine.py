@@ -16,6 +16,8 @@ NCCL after `init_nccl`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from rlvr.config import RolloutSection
@@ -37,9 +39,12 @@ class VLLMEngine:
         ignore_eos: bool = False,
         bucket_mb: float = 256,
         max_model_len: int | None = None,
+        lora_rank: int | None = None,
         **engine_kwargs,
     ):
         """`ignore_eos`: for throughput benchmarks, where lengths must not depend on the weights.
+
+        `lora_rank`: learner.lora.sync=adapter: LoRA enabled in vLLM, adapters of this rank applied per request.
 
         `engine_kwargs` go to `vllm.LLM` unchanged (e.g. enforce_eager for tests).
         """
@@ -48,6 +53,10 @@ class VLLMEngine:
         self.cfg = rollout_cfg
         self.ignore_eos = ignore_eos
         self.bucket_mb = bucket_mb
+        self.lora_request = None  # the newest adapter (learner.lora.sync=adapter), sent with every request
+        self._adapter_dirs: list = []
+        if lora_rank is not None:
+            engine_kwargs.update(enable_lora=True, max_lora_rank=lora_rank, max_loras=1)
         if rollout_cfg.kv_cache_gb:
             engine_kwargs.setdefault("kv_cache_memory_bytes", int(rollout_cfg.kv_cache_gb * 2**30))
         self.llm = vllm.LLM(
@@ -93,7 +102,7 @@ class VLLMEngine:
             raise RuntimeError("VLLMEngine.generate while asleep: call wake_up() first")
         prompts = [{"prompt_token_ids": list(p)} for p in prompt_ids]
         sampling = self.sampling_params(params)
-        outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
+        outputs = self.llm.generate(prompts, sampling, use_tqdm=False, lora_request=self.lora_request)
         completions: list[Completion] = []
         for i, request in enumerate(outputs):  # vLLM returns requests in submission order
             for sample in sorted(request.outputs, key=lambda o: o.index):
@@ -123,6 +132,24 @@ class VLLMEngine:
         devices = [torch.device("cuda", i) for i in range(self.cfg.tensor_parallel_size)]
         with torch.cuda.device(devices[0]):
             send_ipc(named, plan_for(named, self.bucket_mb), self.load_ipc_bucket, devices)
+
+    def load_adapter(self, adapter) -> None:
+        """learner.lora.sync=adapter (UNTESTED: written without a GPU). The adapter tensors are written as a peft
+        directory and every later request carries a LoRARequest for it. Each sync gets a new id, which makes vLLM
+        load it afresh (it caches adapters by id); the directory before the previous one is removed."""
+        import shutil
+        import tempfile
+
+        from vllm.lora.request import LoRARequest
+
+        directory = Path(tempfile.mkdtemp(prefix="rlvr-adapter-"))
+        write_adapter_dir(adapter, directory)
+        lora_id = (self.lora_request.lora_int_id + 1) if self.lora_request is not None else 1
+        self.lora_request = LoRARequest(f"rlvr-{lora_id}", lora_id, str(directory))
+        self._adapter_dirs.append(directory)
+        while len(self._adapter_dirs) > 2:  # the previous one may still be read by requests in flight
+            shutil.rmtree(self._adapter_dirs.pop(0), ignore_errors=True)
+        self._weights_changed()
 
     # -- weight sync and colocation -------------------------------------------------------------------------------
 
@@ -173,3 +200,13 @@ def sampled_logprobs(logprobs, n_tokens: int) -> list[float]:
     values = logprobs.logprobs
     # the sampled token comes first at each position (sampler.gather_logprobs puts it before any top-k)
     return values if len(values) == n_tokens else [values[s] for s in starts]
+
+
+def write_adapter_dir(adapter, directory: Path) -> None:
+    """A `rlvr.learner.lora.AdapterWeights` as a peft adapter directory (what vLLM's LoRARequest reads)."""
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    adapter.config.save_pretrained(str(directory))
+    save_file({k: v.contiguous() for k, v in adapter.tensors.items()}, str(directory / "adapter_model.safetensors"),
+              metadata={"format": "pt"})

@@ -13,8 +13,10 @@ def build_engine(cfg: RunConfig, model_path: str, seed: int):
         from rlvr.rollout.vllm_engine import VLLMEngine  # lazy: CPU installs have no vLLM
 
         r = cfg.rollout
+        lora = cfg.learner.lora
         return VLLMEngine(model_path, r, seed, dtype=cfg.model.dtype, enable_sleep_mode=r.colocate,
                           bucket_mb=r.sync_bucket_mb, max_model_len=r.max_model_len, ignore_eos=r.ignore_eos,
+                          lora_rank=lora.r if lora is not None and lora.sync == "adapter" else None,
                           **vllm_engine_options(r))
     from rlvr.rollout.hf_engine import HFEngine
 
@@ -45,6 +47,10 @@ class RolloutWorker:
 
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         self.engine.load_weights(state_dict)
+
+    def load_adapter(self, adapter) -> None:
+        """learner.lora.sync=adapter: a `rlvr.learner.lora.AdapterWeights`, applied on top of the base weights."""
+        self.engine.load_adapter(adapter)
 
     # vLLM only: colocated sleep/wake and CUDA IPC weight loading (see rlvr/rollout/vllm_engine.py)
     def sleep(self, level: int) -> None:

@@ -236,6 +236,8 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
                 batches.settle()  # the engines must be idle before their weights change
             with timer("weight_sync"):
                 workers.weight_sync.push()
+            if workers.weight_sync.bytes_last is not None:
+                timer.times["weight_sync/bytes"] = float(workers.weight_sync.bytes_last)
             timer.times["time/step_s"] = time.perf_counter() - t0
             metrics = step_metrics(batch, rollouts, stats, {**batch.times, **timer.times})
             if held_out and is_curve_step(cfg, step + 1):
@@ -349,6 +351,6 @@ def resume(cfg: RunConfig, workers: Workers, sampler: PromptSampler) -> int:
     load_rng(path / "driver_rng.pt")
     # through the object store whatever rollout.weight_sync says, as the engines are awake and the weights must
     # reach them even before a transport's first push
-    workers.rollout.load_weights(workers.learners.weights_ref())
+    workers.weight_sync.restore(workers.learners, workers.rollout)
     print(f"[rlvr] resumed from {path} at step {state['step']}", flush=True)
     return int(state["step"])

@@ -18,6 +18,7 @@ from rlvr.rollout.weight_sync import NameFilter
 
 class SyncRollout(Protocol):
     def load_weights(self, weights_ref) -> None: ...
+    def load_adapter(self, adapter_ref) -> None: ...
     def sleep(self, level: int) -> None: ...
     def wake_up(self, tags: list[str] | None = None) -> None: ...
 
@@ -28,10 +29,15 @@ class SyncLearners(Protocol):
     def push_weights_ipc(self, keep: NameFilter | None = None) -> int: ...
     def setup_weight_broadcast(self, rollout, bucket_mb: float) -> None: ...
     def push_weights_nccl(self, keep: NameFilter | None = None) -> int: ...
+    def adapter_ref(self) -> tuple[object, int]: ...
+    def base_weights_ref(self): ...
 
 
 class WeightSync:
     """The base: `setup` once per run, `before_update` before the learners train, `push` after."""
+
+    bytes_last: int | None = None
+    """Bytes the last push moved, where the implementation knows (logged as weight_sync/bytes)."""
 
     def setup(self) -> None:
         """Once, before the first push (NCCL forms its group here)."""
@@ -41,6 +47,11 @@ class WeightSync:
 
     def push(self) -> None:
         raise NotImplementedError
+
+    def restore(self, learners: SyncLearners, rollout: SyncRollout) -> None:
+        """After a resume: the engines are awake and no transport may have pushed yet, so through the object
+        store."""
+        rollout.load_weights(learners.weights_ref())
 
 
 class ObjectStoreSync(WeightSync):
@@ -65,7 +76,7 @@ class CudaIpcSync(WeightSync):
         self.learners.setup_weight_ipc(self.rollout, self.bucket_mb)
 
     def push(self) -> None:
-        self.learners.push_weights_ipc(self.keep)
+        self.bytes_last = self.learners.push_weights_ipc(self.keep)
 
 
 class NcclSync(WeightSync):
@@ -79,7 +90,7 @@ class NcclSync(WeightSync):
         self.learners.setup_weight_broadcast(self.rollout, self.bucket_mb)
 
     def push(self) -> None:
-        self.learners.push_weights_nccl(self.keep)
+        self.bytes_last = self.learners.push_weights_nccl(self.keep)
 
 
 class Colocated(WeightSync):
@@ -98,4 +109,31 @@ class Colocated(WeightSync):
     def push(self) -> None:
         self.rollout.wake_up(["weights"])
         self.inner.push()
+        self.bytes_last = self.inner.bytes_last
         self.rollout.wake_up(["kv_cache"])
+
+    def restore(self, learners: SyncLearners, rollout: SyncRollout) -> None:
+        self.inner.restore(learners, rollout)
+
+
+class AdapterSync(WeightSync):
+    """learner.lora.sync=adapter: only the LoRA tensors (megabytes) go through the object store; each engine
+    applies them to the base it loaded (rlvr/rollout/hf_engine.py, vllm_engine.py). The base never changes, except
+    with QLoRA: the learner's base is the 4-bit one, so `setup` first sends it dequantised, once, or the engines
+    would sample from the bf16 weights it was made from."""
+
+    def __init__(self, learners: SyncLearners, rollout: SyncRollout, send_base: bool):
+        self.learners, self.rollout, self.send_base = learners, rollout, send_base
+
+    def setup(self) -> None:
+        if self.send_base:
+            self.rollout.load_weights(self.learners.base_weights_ref())
+
+    def push(self) -> None:
+        ref, self.bytes_last = self.learners.adapter_ref()
+        self.rollout.load_adapter(ref)
+
+    def restore(self, learners: SyncLearners, rollout: SyncRollout) -> None:
+        # the engines hold the base (setup ran): the adapter alone brings them to the checkpoint's policy; full
+        # merged weights here would have the adapter applied twice
+        self.push()
