@@ -20,6 +20,8 @@ pytestmark = pytest.mark.slow
 def test_tiny_preset_reward_rises(tmp_path, overlap):
     args = [sys.executable, "-m", "rlvr", "train", str(REPO / "configs" / "tiny.yaml"),
             "--set", f"run.output_dir={tmp_path}", "--set", "run.steps=100", "--set", f"rollout.overlap={overlap}"]
+    if not overlap:  # log the engine's logprobs against the learner's: they agree only if every weight sync landed
+        args += ["--set", "algorithm.rollout_is=log"]
     env = {**os.environ, "RAY_ADDRESS": ""}
     proc = subprocess.run(args, capture_output=True, text=True, timeout=900, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -41,3 +43,8 @@ def test_tiny_preset_reward_rises(tmp_path, overlap):
         assert statistics.median(drift[1:]) > 1e-3
     else:
         assert max(drift) == 0.0  # on-policy the old logprobs are the current ones, detached
+        # ... which holds by construction; what can break is the engine sampling from stale weights. The HF engine
+        # computes the learner's fp32 distribution, so after each sync its logprobs match the learner's to ~1e-6.
+        engine = [r["learner/rollout_log_ratio_abs_max"] for r in rows]
+        print(f"engine vs learner |log ratio|: max over steps {max(engine):.2e}")
+        assert max(engine) < 1e-4, engine
