@@ -66,3 +66,18 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"CI=true: a needs_smollm2 test was skipped ({reason})"
+
+
+@pytest.fixture(autouse=True)
+def _forget_modules_imported_from_tmp():
+    """Reward modules that a test writes into its tmp dir (`my_rewards.py`, ...) stay in sys.modules after it; a
+    later test that writes another module of the same name would then import the stale one. Forget them."""
+    import sys
+    import tempfile
+
+    before = set(sys.modules)
+    yield
+    tmp = tempfile.gettempdir()
+    for name in set(sys.modules) - before:
+        if (getattr(sys.modules.get(name), "__file__", None) or "").startswith(tmp):
+            del sys.modules[name]
