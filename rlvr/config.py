@@ -567,7 +567,8 @@ class CurateSection(_Section):
     batch_size: int = Field(1024, ge=1)
     """Documents per Ray Data batch."""
     workers: int | None = Field(None, ge=1)
-    """Ray Data map actors (each 1 CPU); None: from 1 up to one per batch, as the cluster has CPUs."""
+    """Ray Data map actors (each 1 CPU), all started before work is handed out (up to 10 min, then an error);
+    None: from 1 up to one per batch, as the cluster has CPUs."""
     shards: int = Field(4, ge=1)
     """Parquet files written (and Ray Data blocks the work is split into)."""
 

@@ -220,13 +220,17 @@ def test_grpo_logs_a_learning_curve_and_trains_on_control_rewards(ray_cluster, t
 
 
 @pytest.mark.slow
-def test_rft_stage_raises_held_out_accuracy(ray_cluster, tmp_path):
+def test_rft_stage_fine_tunes_on_its_verified_correct_samples(ray_cluster, tmp_path):
     """SFT a small model briefly on generated word problems, then one rft round (8 samples for each of 128
-    training prompts, the correct ones fine-tuned on): greedy accuracy on 200 held-out problems rises.
-    Seen here from this SFT model (12/200): 20/200 (twice), 21/200 at lr 1e-3, 19/200 sampling at T = 0.7; fine-tuning
-    on the incorrect samples instead: 12/200. Far from these settings the gain is not assured (from a 150-step SFT
-    model, 30 RFT steps on 72 completions overfit: 21 -> 16)."""
+    training prompts): every completion it keeps is verified correct by the reward function and ended, at most
+    max_per_prompt per prompt, none repeated; the round's SFT starts from the SFT stage's export and lowers the
+    loss on exactly those completions.
+
+    Not asserted: that one round raises greedy held-out accuracy. On this 2-layer model it does not reliably
+    (held-out correct of 200, sft -> rft, seeds 0/1/2: 12->12, 22->22, 19->24; with 512 prompts and 80 steps:
+    12->16, 22->22, 19->15), so such an assertion would pass or fail by the seed."""
     from rlvr.launch.pipeline import run_pipeline
+    from rlvr.rewards.math import math_reward
 
     cfg = load_config(TINY, [
         f"run.output_dir={tmp_path}", "cluster.actor_timeout_s=300",
@@ -234,13 +238,23 @@ def test_rft_stage_raises_held_out_accuracy(ray_cluster, tmp_path):
         "max_position_embeddings: 128}",
         "stages=[{kind: sft, overrides: {sft: {steps: 200, num_examples: 2000}}}, {kind: rft}]",
         "sft.batch_rows=8", "sft.seq_len=128", "data.num_examples=1000", "rollout.max_new_tokens=40",
-        "rft.prompts=128", "rft.samples_per_prompt=8", "rft.steps=40",
-        "stage_eval.num_examples=200", "stage_eval.max_new_tokens=40"])
+        "rft.prompts=128", "rft.samples_per_prompt=8", "rft.steps=40", "rft.max_per_prompt=2",
+        "stage_eval.num_examples=50", "stage_eval.max_new_tokens=40"])
     results = run_pipeline(cfg)
     rounds = json.loads((tmp_path / "rft" / "rft_rounds.json").read_text())
-    assert len(rounds) == 1 and 0 < rounds[0]["kept"] <= 128 * 4 and rounds[0]["prompts"] == 128
+    kept = [json.loads(line) for line in (tmp_path / "rft" / "rft_kept_round_0.jsonl").read_text().splitlines()]
+    assert len(rounds) == 1 and rounds[0]["prompts"] == 128 and rounds[0]["kept"] == len(kept) > 0
+    assert rounds[0]["correct"] >= len(kept) and rounds[0]["samples"] == 128 * 8
+    for row in kept:
+        assert math_reward("", row["completion"], row["reference"]).score >= cfg.rft.correct_at, row
+    per_prompt = {}
+    for row in kept:
+        per_prompt.setdefault(row["prompt"], []).append(row["completion"])
+    assert len(per_prompt) == rounds[0]["prompts_with_kept"]
+    assert all(len(c) <= 2 and len(set(c)) == len(c) for c in per_prompt.values())
     assert results["rft"]["start"] == results["sft"]["export"]
-    assert results["rft"]["correct"] > results["sft"]["correct"], results
+    losses = [json.loads(line)["lm/loss"] for line in (tmp_path / "rft" / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 40 and sum(losses[-5:]) < 0.9 * sum(losses[:5]), losses
 
 
 @pytest.mark.parametrize("args,match", [

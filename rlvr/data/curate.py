@@ -123,6 +123,8 @@ def featurize(texts: list[str], names: list[str], cfg: CurateSection, evals: lis
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # the driver's decisions depend on order, not on placement
     ctx.enable_progress_bars = False
+    if cfg.workers:  # a fixed pool starts whole before work is handed out (else the first actor up takes it all)
+        ctx.wait_for_min_actors_s = 600
     index = dedup.NgramIndex(evals, cfg.decontaminate.ngram) \
         if cfg.decontaminate.enabled else None
     items = [{"text": t, "source": s, "row": i} for i, (t, s) in enumerate(zip(texts, names))]

@@ -7,7 +7,8 @@
 
 It is RAFT/expert iteration (Xiong et al. 2025, Havrilla et al. 2024): a warm start for GRPO on prompts where the
 model sometimes succeeds, and the baseline GRPO must beat. Each round writes OUTPUT_DIR/round_N/ (the last round
-OUTPUT_DIR itself, whose export the pipeline hands on) and OUTPUT_DIR/rft_rounds.json; a finished round is not redone.
+OUTPUT_DIR itself, whose export the pipeline hands on), OUTPUT_DIR/rft_rounds.json and the completions each round
+kept (OUTPUT_DIR/rft_kept_round_N.jsonl); a finished round is not redone.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ def run_rft_job(cfg: RunConfig) -> list[dict]:
         if not kept:
             raise RuntimeError(f"rft round {r}: no sample of {len(scored)} prompts x {cfg.rft.samples_per_prompt} "
                                "was correct, so there is nothing to fine-tune on (start from a stronger model)")
+        with (out / f"rft_kept_round_{r}.jsonl").open("w") as f:  # what the round trains on, to inspect
+            for ex, text in kept:
+                f.write(json.dumps({"prompt": ex.prompt, "reference": ex.reference, "completion": text}) + "\n")
         template = cfg.data.prompt_template
         docs = [assistant_masked(tokenizer, [{"role": "user", "content": template.format(prompt=ex.prompt)},
                                              {"role": "assistant", "content": text}]) for ex, text in kept]
