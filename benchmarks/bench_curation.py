@@ -142,12 +142,13 @@ def bench_stage(docs: list[str], workers: int, rows: list[dict]) -> None:
     emit(rows, {"step": f"whole data stage, Ray Data, {workers} map worker(s)", "docs": len(docs),
                 "s": manifest["seconds"], "docs_per_s": round(len(docs) / manifest["seconds"]),
                 "out": manifest["documents_out"], "cpus": ray.cluster_resources().get("CPU"),
+                "load_after": os.getloadavg()[0],
                 "phase_seconds": manifest["phase_seconds"]})
 
 
-def bench_vs_datasketch(n_docs: int, rows: list[dict]) -> list[dict]:
+def bench_vs_datasketch(n_docs: int, n_pairs: int, rows: list[dict]) -> list[dict]:
     docs = make_corpus(n_docs, seed=2)
-    pairs, sims = planted_pairs(400)
+    pairs, sims = planted_pairs(n_pairs)
     table = []
     def ours_lsh_only(d, b, r, _t):  # every band collision merges, as datasketch's MinHashLSH does
         return ours(d, b, r, 0.0)
@@ -170,6 +171,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--docs", type=int, default=100_000)
     p.add_argument("--sketch-docs", type=int, default=10_000)
+    p.add_argument("--pairs", type=int, default=4000, help="planted pairs of known Jaccard for recall/precision")
     p.add_argument("--stage-workers", type=int, nargs="*", default=[1, 2])
     p.add_argument("--sketch-only", action="store_true", help="only the datasketch comparison")
     p.add_argument("--stage-only", action="store_true", help="only the whole data stage on Ray Data")
@@ -183,7 +185,7 @@ def main() -> None:
           flush=True)
     if docs and not args.stage_only:
         bench_functions(docs, rows)
-    table = [] if args.stage_only else bench_vs_datasketch(args.sketch_docs, rows)
+    table = [] if args.stage_only else bench_vs_datasketch(args.sketch_docs, args.pairs, rows)
     if args.stage_workers:
         import ray
 

@@ -533,6 +533,9 @@ class MinHashSpec(_Section):
     rows: int = Field(8, ge=1)
     threshold: float = Field(0.7, gt=0, le=1)
     """Estimated Jaccard similarity at or above which a candidate joins its bucket's first document's cluster."""
+    verify: bool = True
+    """False: every candidate (a shared band) joins, with no estimated-Jaccard check, as datasketch's MinHashLSH
+    does; recall and precision are then the bands x rows S-curve's (docs/benchmarks.md compares both)."""
     seed: int = 1
 
     @model_validator(mode="after")

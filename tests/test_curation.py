@@ -65,6 +65,49 @@ def test_signatures_do_not_depend_on_batching():
     assert np.array_equal(h.signatures(docs), h.signatures(docs, chunk=50))
 
 
+def test_without_verify_every_band_collision_merges():
+    """minhash.verify=false is plain LSH (datasketch's behaviour): it merges every pair the check merges, and more
+    of those below the threshold."""
+    docs, sims = planted_pairs()
+    m = CurateSection().minhash
+    sig = dedup.MinHasher(m.num_perm, m.shingle, m.seed).signatures(docs)
+    pairs = lambda c: np.array([c[2 * i + 1] == c[2 * i] for i in range(len(sims))])  # noqa: E731
+    checked, plain = pairs(dedup.lsh_clusters(sig, m.bands, m.rows, m.threshold)), pairs(dedup.lsh_clusters(
+        sig, m.bands, m.rows, 0.0))
+    below = np.array(sims) < m.threshold
+    assert (plain | ~checked).all() and plain[below].sum() > checked[below].sum()
+
+
+def _reference_normalize(text: str) -> str:  # the definition, line by line
+    import unicodedata
+
+    lines = (re.sub(r"[^\S\n]+", " ", line).strip() for line in unicodedata.normalize("NFKC", text).splitlines())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def test_batch_text_functions_equal_their_per_document_definitions():
+    """The vectorised forms (one pass over a batch's flat word array; regex and byte fast paths) against the plain
+    per-document definitions, on random text with Unicode spaces, line breaks, ligatures and short documents."""
+    rng = random.Random(3)
+    alphabet = "ab c 1,000 \t\n\r\x0b\x0c\x1c\x85\u2028\u00a0\u3000ＡＢ①½ﬁ_-.!é\u0301#@~  \n\n\n"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(3000)]
+    texts += [" ".join(f"w{rng.randrange(50)}" for _ in range(rng.randint(0, 30))) for _ in range(300)]
+    for t in texts:
+        assert dedup.normalize(t) == _reference_normalize(t), repr(t)
+        plain = sum(1 for c in t if c.isalnum() or c.isspace() or c in ".,;:!?'\"()-$%/+=*")
+        assert abs(dedup.non_text_share(t) - (1 - plain / len(t) if t else 0.0)) < 1e-12, repr(t)
+    tokens = dedup.tokenize(texts)
+    per_doc = [np.array([__import__("zlib").crc32(w.encode()) for w in dedup.words(t)], np.uint64) for t in texts]
+    assert all(np.array_equal(tokens.doc(d), h) for d, h in enumerate(per_doc))
+    for n, hashes, docs in dedup.window_hashes(tokens, [1, 3, 5], whole_short=True):
+        want = [dedup.ngram_hashes(h, n) for h in per_doc]
+        assert np.array_equal(hashes, np.concatenate(want)), n
+        assert np.array_equal(docs, np.repeat(np.arange(len(texts)), [len(w) for w in want])), n
+    for n, hashes, docs in dedup.window_hashes(tokens, [4]):  # n-gram lookups: no hash for a shorter document
+        want = [dedup.ngram_hashes(h, n) if len(h) >= n else np.zeros(0, np.uint64) for h in per_doc]
+        assert np.array_equal(hashes, np.concatenate(want))
+
+
 def light_edit(q: str, i: int) -> str:
     """Case, whitespace, number formatting and an added sentence, cycling through combinations."""
     if i % 4 == 0:

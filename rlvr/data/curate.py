@@ -103,13 +103,14 @@ class Featurize:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         texts = [dedup.normalize(t) for t in batch["text"]]
+        tokens = dedup.tokenize(texts) if self.index or self.hasher else None  # once, for both
         out = {"text": np.array(texts, dtype=object), "source": batch["source"], "row": batch["row"],
                "key": np.array([dedup.exact_key(t) for t in texts], dtype=object),
                "chars": np.array([len(t) for t in texts], dtype=np.int64),
                "non_text": np.array([dedup.non_text_share(t) for t in texts], dtype=np.float64),
-               "hits": self.index.hits_batch(texts) if self.index else np.zeros(len(texts), np.int64)}
+               "hits": self.index.hits_batch(texts, tokens) if self.index else np.zeros(len(texts), np.int64)}
         if self.hasher is not None:
-            out["sig"] = self.hasher.signatures(texts)
+            out["sig"] = self.hasher.signatures(texts, tokens=tokens)
         import ray
 
         out["node"] = np.full(len(texts), ray.get_runtime_context().get_node_id(), dtype=object)
@@ -170,7 +171,7 @@ def decide(feats: dict[str, np.ndarray], cfg: CurateSection) -> tuple[np.ndarray
     if cfg.minhash.enabled:
         idx = np.flatnonzero(keep)
         m = cfg.minhash
-        cluster = dedup.lsh_clusters(feats["sig"][idx], m.bands, m.rows, m.threshold)
+        cluster = dedup.lsh_clusters(feats["sig"][idx], m.bands, m.rows, m.threshold if m.verify else 0.0)
         near = np.zeros(n, bool)
         near[idx] = cluster != np.arange(len(idx))
         keep = _step(steps, "near_dedup", keep, near, texts, clusters=int(len(np.unique(cluster))))

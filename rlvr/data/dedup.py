@@ -13,6 +13,7 @@ Jaccard similarity (share of equal signature entries) with the cluster's first d
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import unicodedata
 import zlib
@@ -28,11 +29,15 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _MASK32 = np.uint64(0xFFFFFFFF)
 
 
+_LINE_EDGE = re.compile(r" ?\n ?")
+
+
 def normalize(text: str) -> str:
     """Unicode NFKC, runs of spaces/tabs to one space, lines stripped, blank-line runs to one (what is stored and
     exact-deduplicated); line breaks stay, since a pretraining document's lines are part of its text."""
-    lines = (_HSPACE.sub(" ", line).strip() for line in unicodedata.normalize("NFKC", text).splitlines())
-    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+    text = text if text.isascii() else unicodedata.normalize("NFKC", text)  # NFKC leaves ASCII as it is
+    text = _HSPACE.sub(" ", "\n".join(text.splitlines()))  # every line break is "\n", blank runs one space
+    return _BLANKS.sub("\n\n", _LINE_EDGE.sub("\n", text)).strip()
 
 
 def exact_key(text: str) -> str:
@@ -43,17 +48,41 @@ def exact_key(text: str) -> str:
 def words(text: str) -> list[str]:
     """Lower-cased word tokens with thousands separators removed (`1,000` == `1000`), punctuation dropped: the
     unit of shingles and n-grams, so case, spacing and number formatting do not hide a duplicate."""
-    return _WORD.findall(_THOUSANDS.sub("", text.lower()))
+    return _WORD.findall(_THOUSANDS.sub("", text.lower()) if "," in text else text.lower())
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A batch's words as one flat array of uint64 hashes (crc32 of the word), documents one after another."""
+
+    flat_W: np.ndarray
+    lengths_D: np.ndarray
+
+    @property
+    def starts_D(self) -> np.ndarray:
+        return np.cumsum(self.lengths_D) - self.lengths_D
+
+    def doc(self, d: int) -> np.ndarray:
+        start = int(self.starts_D[d])
+        return self.flat_W[start:start + int(self.lengths_D[d])]
+
+
+def tokenize(texts: Sequence[str]) -> Tokens:
+    """`words` of every text, hashed once per distinct word of the batch (MinHash and decontamination share it)."""
+    import pandas as pd
+
+    docs = [words(t) for t in texts]
+    flat = list(itertools.chain.from_iterable(docs))
+    codes_W, vocab = pd.factorize(np.array(flat, dtype=object))  # hashing in C: 3x a dict lookup per word
+    crc_V = np.fromiter((zlib.crc32(w.encode("utf-8")) for w in vocab), np.uint64, len(vocab))
+    return Tokens(crc_V[codes_W] if len(flat) else np.zeros(0, np.uint64),
+                  np.fromiter(map(len, docs), np.int64, len(docs)))
 
 
 def _word_hashes(docs: Sequence[list[str]]) -> list[np.ndarray]:
-    """Each document's words as uint64 hashes (crc32 of each distinct word in the batch, computed once)."""
-    vocab: dict[str, int] = {}
-    for ws in docs:
-        for w in ws:
-            if w not in vocab:
-                vocab[w] = zlib.crc32(w.encode("utf-8"))
-    return [np.fromiter((vocab[w] for w in ws), dtype=np.uint64, count=len(ws)) for ws in docs]
+    """Each document's words as uint64 hashes (the per-document form of `tokenize`)."""
+    tokens = tokenize([" ".join(ws) for ws in docs])
+    return [tokens.doc(d) for d in range(len(docs))]
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -72,6 +101,32 @@ def ngram_hashes(word_h: np.ndarray, n: int) -> np.ndarray:
     return h
 
 
+def window_hashes(tokens: Tokens, sizes: Sequence[int], whole_short: bool = False):
+    """For each n in `sizes` (ascending): `(hashes_G, doc_G)`, the `ngram_hashes` of every document of the batch
+    at once, grouped by document in order. The n-word windows come from one pass over the flat array (window n
+    extends window n - 1 by a word), keeping those inside one document. `whole_short`: a non-empty document
+    shorter than n gives one hash of all of it (MinHash shingles); otherwise none (n-gram lookups)."""
+    flat_W, lengths_D = tokens.flat_W, tokens.lengths_D
+    ends_D = np.cumsum(lengths_D)
+    doc_W = np.repeat(np.arange(len(lengths_D)), lengths_D)
+    h = np.zeros(len(flat_W), np.uint64)
+    wanted = sorted(set(sizes))
+    for n in range(1, wanted[-1] + 1):
+        m = max(0, len(flat_W) - n + 1)
+        with np.errstate(over="ignore"):
+            h = h[:m] * _MIX + flat_W[n - 1:n - 1 + m]
+        if n not in wanted:
+            continue
+        inside = np.arange(m) + n <= ends_D[doc_W[:m]]
+        hashes, docs = h[inside], doc_W[:m][inside]
+        short = np.flatnonzero((lengths_D > 0) & (lengths_D < n)) if whole_short else []
+        if len(short):  # one hash of the whole document each (few: documents shorter than a shingle)
+            extra = np.array([ngram_hashes(tokens.doc(d), n)[0] for d in short], np.uint64)
+            order = np.argsort(np.r_[docs, short], kind="stable")
+            hashes, docs = np.r_[hashes, extra][order], np.r_[docs, short][order]
+        yield n, hashes, docs
+
+
 @dataclass(frozen=True)
 class MinHasher:
     num_perm: int = 128
@@ -84,29 +139,26 @@ class MinHasher:
         b = rng.integers(0, 2**63, self.num_perm, dtype=np.uint64)
         return a, b
 
-    def signatures(self, texts: Sequence[str], chunk: int = 1 << 12) -> np.ndarray:
-        """`(docs_D, perms_P)` uint32 signatures; an empty document's signature is all 0xFFFFFFFF."""
+    def signatures(self, texts: Sequence[str], chunk: int = 1 << 12, tokens: Tokens | None = None) -> np.ndarray:
+        """`(docs_D, perms_P)` uint32 signatures; an empty document's signature is all 0xFFFFFFFF. `tokens`:
+        the texts already tokenized."""
         a, b = self.params()
-        shingles = [ngram_hashes(h, self.shingle) for h in _word_hashes([words(t) for t in texts])]
-        sig_DP = np.full((len(texts), self.num_perm), 0xFFFFFFFF, np.uint32)
-        # documents grouped so one product has at most ~chunk shingles: chunk * P * 8 bytes, 4 MB at the
-        # default (cache-sized; 16x larger ran 2x slower)
+        tokens = tokenize(texts) if tokens is None else tokens
+        _, flat_S, doc_S = next(window_hashes(tokens, [self.shingle], whole_short=True))
+        sig_DP = np.full((len(tokens.lengths_D), self.num_perm), 0xFFFFFFFF, np.uint32)
+        # products of at most ~chunk shingles (whole documents): chunk * P * 8 bytes, 4 MB at the default
+        # (cache-sized; 16x larger ran 2x slower)
         start = 0
-        while start < len(texts):
-            stop, total = start, 0
-            while stop < len(texts) and (total == 0 or total + len(shingles[stop]) <= chunk):
-                total += len(shingles[stop])
-                stop += 1
-            part = [s for s in shingles[start:stop]]
-            lengths = np.array([len(s) for s in part])
-            nonempty = lengths > 0
-            if nonempty.any():
-                flat_S = np.concatenate(part)
-                with np.errstate(over="ignore"):
-                    perm_SP = ((flat_S[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)) & _MASK32
-                offsets = np.concatenate([[0], np.cumsum(lengths[nonempty])[:-1]])
-                mins = np.minimum.reduceat(perm_SP, offsets, axis=0).astype(np.uint32)
-                sig_DP[start:stop][nonempty] = mins
+        while start < len(flat_S):
+            stop = min(len(flat_S), start + chunk)
+            if stop < len(flat_S):  # end on a document boundary (a document longer than chunk goes whole)
+                back = np.searchsorted(doc_S, doc_S[stop], side="left")
+                stop = back if back > start else np.searchsorted(doc_S, doc_S[stop], side="right")
+            with np.errstate(over="ignore"):
+                perm_SP = (flat_S[start:stop, None] * a[None, :] + b[None, :]) >> np.uint64(32)
+            docs = doc_S[start:stop]
+            firsts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+            sig_DP[docs[firsts]] = np.minimum.reduceat(perm_SP, firsts, axis=0).astype(np.uint32)
             start = stop
         return sig_DP
 
@@ -171,30 +223,37 @@ class NgramIndex:
                 grams.setdefault(min(n, len(wh)), []).append(ngram_hashes(wh, n))
         self.tables = {k: np.unique(np.concatenate(v)) for k, v in sorted(grams.items())}
 
-    def hits_batch(self, texts: Sequence[str]) -> np.ndarray:
+    def hits_batch(self, texts: Sequence[str], tokens: Tokens | None = None) -> np.ndarray:
         """`(docs_D,)` number of a batch's n-grams (of every indexed length) found in the evaluation sets; one
-        sorted-array lookup per length over the whole batch."""
-        doc_h = _word_hashes([words(t) for t in texts])
-        hits_D = np.zeros(len(texts), np.int64)
-        for k, table in self.tables.items():
-            grams = [ngram_hashes(h, k) if len(h) >= k else np.zeros(0, np.uint64) for h in doc_h]
-            lengths = np.array([len(g) for g in grams])
-            if not lengths.sum():
+        sorted-array lookup per length over the whole batch. `tokens`: the texts already tokenized."""
+        tokens = tokenize(texts) if tokens is None else tokens
+        hits_D = np.zeros(len(tokens.lengths_D), np.int64)
+        if not self.tables:
+            return hits_D
+        for k, flat, doc_of in window_hashes(tokens, list(self.tables)):
+            table = self.tables[k]
+            if not len(flat):
                 continue
-            flat = np.concatenate(grams)
             pos = np.searchsorted(table, flat).clip(max=len(table) - 1)
-            found = (table[pos] == flat).astype(np.int64)
-            doc_of = np.repeat(np.arange(len(texts)), lengths)
-            hits_D += np.bincount(doc_of, weights=found, minlength=len(texts)).astype(np.int64)
+            hits_D += np.bincount(doc_of[table[pos] == flat], minlength=len(hits_D))
         return hits_D
 
     def hits(self, text: str) -> int:
         return int(self.hits_batch([text])[0])
 
 
+_NON_TEXT = re.compile(r"[^\w\s.,;:!?'\"()\-$%/+=*]|_")
+"""A character that is not a letter, digit, whitespace or common punctuation (\\w is str.isalnum() plus `_`, \\s
+is str.isspace(): checked over every code point)."""
+
+
+_TEXT_ASCII = bytes(c for c in range(128) if not _NON_TEXT.match(chr(c)))
+
+
 def non_text_share(text: str) -> float:
     """Share of characters that are neither letters, digits, whitespace nor common punctuation."""
     if not text:
         return 0.0
-    plain = sum(1 for c in text if c.isalnum() or c.isspace() or c in ".,;:!?'\"()-$%/+=*")
-    return 1.0 - plain / len(text)
+    if text.isascii():  # one C pass: delete the text bytes, count what is left
+        return len(text.encode("ascii").translate(None, _TEXT_ASCII)) / len(text)
+    return len(_NON_TEXT.findall(text)) / len(text)

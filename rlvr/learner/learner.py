@@ -243,7 +243,7 @@ class Learner:
             logp_BT, entropy_BT = grpo.logprobs_and_entropy(self._window_logits(self.engine, mb), targets_BT,
                                                             temperature)
             return logp_BT, entropy_BT, mask_BT, {}
-        hidden_BLH = trunk_hidden(self.engine.module, input_ids=mb.input_ids_BL, attention_mask=mb.attention_mask_BL)
+        hidden_BLH = trunk_hidden(self.engine, input_ids=mb.input_ids_BL, attention_mask=mb.attention_mask_BL)
         keep_BT, logp_N, entropy_BT, stats = self._select(hidden_BLH[:, mb.window_start : -1], targets_BT, mask_BT,
                                                           temperature, global_k)
         return scatter_kept(logp_N, keep_BT), entropy_BT, keep_BT, stats
@@ -275,7 +275,7 @@ class Learner:
                           attention_mask=mb.attn_bias_B1LL.clamp(min=torch.finfo(dtype).min).to(dtype))
             # clamp: float32's min would round to -inf in bf16/fp16
             if self.selection.active:
-                hidden_BTH = trunk_hidden(self.engine.module, **inputs)[:, :-1]
+                hidden_BTH = trunk_hidden(self.engine, **inputs)[:, :-1]
                 _, logp_N, _, select = self._select(hidden_BTH, mb.targets_BT, mb.loss_mask_BT, 1.0,
                                                     self.rank * len(micro) + i)
                 masked = -logp_N.sum()

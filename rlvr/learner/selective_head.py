@@ -27,8 +27,9 @@ SCORE_CHUNK_TOKENS = 4096
 
 
 def trunk_hidden(model: torch.nn.Module, **inputs) -> torch.Tensor:
-    """The last hidden states [B, L, H] (after the final norm): the causal LM without its head."""
-    return model.get_decoder()(**inputs, use_cache=False).last_hidden_state
+    """The last hidden states [B, L, H] (after the final norm), through the model's own forward (the DeepSpeed
+    engine's), with the head on the last position only."""
+    return model(**inputs, use_cache=False, output_hidden_states=True, logits_to_keep=1).hidden_states[-1]
 
 
 @torch.no_grad()
