@@ -30,14 +30,23 @@ _MASK32 = np.uint64(0xFFFFFFFF)
 
 
 _LINE_EDGE = re.compile(r" ?\n ?")
+_ODD_SPACE = ("\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "  ")
+"""ASCII whitespace other than a single space or "\n" (str.isspace); text without any needs no substitution."""
 
 
 def normalize(text: str) -> str:
     """Unicode NFKC, runs of spaces/tabs to one space, lines stripped, blank-line runs to one (what is stored and
-    exact-deduplicated); line breaks stay, since a pretraining document's lines are part of its text."""
-    text = text if text.isascii() else unicodedata.normalize("NFKC", text)  # NFKC leaves ASCII as it is
-    text = _HSPACE.sub(" ", "\n".join(text.splitlines()))  # every line break is "\n", blank runs one space
-    return _BLANKS.sub("\n\n", _LINE_EDGE.sub("\n", text)).strip()
+    exact-deduplicated); line breaks stay, since a pretraining document's lines are part of its text. Each
+    substitution runs only where a cheap substring test says it can change something (most text is clean)."""
+    if not text.isascii():
+        text = _HSPACE.sub(" ", "\n".join(unicodedata.normalize("NFKC", text).splitlines()))
+    elif any(s in text for s in _ODD_SPACE):  # NFKC leaves ASCII as it is
+        text = _HSPACE.sub(" ", "\n".join(text.splitlines()))  # every line break "\n", blank runs one space
+    if " \n" in text or "\n " in text:
+        text = _LINE_EDGE.sub("\n", text)
+    if "\n\n\n" in text:
+        text = _BLANKS.sub("\n\n", text)
+    return text.strip()
 
 
 def exact_key(text: str) -> str:
