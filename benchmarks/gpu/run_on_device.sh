@@ -4,6 +4,7 @@
 # Phase 1 (benchmarks of pieces):  install prepare sync rollout logprobs nccl
 # Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
+# Learner alone, bare image:        learner_packed   (no install stage needed: plain torch + transformers)
 # Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
 # Issue 14 (one H100, resumable):   prepare_smollm2 learn_sft learn_passrate [learn_rft] learn_arms learn_eval
@@ -64,7 +65,7 @@ compare() {  # compare A B: paired test of B against A
   python3 -m rlvr eval --compare $R/eval/$1.jsonl $R/eval/$2.jsonl --out "$OUT/cmp_$2_vs_$1.json"
 }
 
-[ -f /root/site/.installed ] || [ "${1:-}" = install ] || [ -n "${RLVR_NO_SITE:-}" ] || { echo "bare machine: no /root/site/.installed"; exit 3; }
+[ -f /root/site/.installed ] || [ "${1:-}" = install ] || [ "${1:-}" = learner_packed ] || [ -n "${RLVR_NO_SITE:-}" ] || { echo "bare machine: no /root/site/.installed"; exit 3; }
 for s in "$@"; do
   case $s in
     install)
@@ -93,6 +94,10 @@ for s in "$@"; do
       # equal weights, equal logprobs? plain transformers, then inside rlvr's Learner (DeepSpeed bf16)
       stage probe_bf16 120 python3 benchmarks/gpu/probe_bf16_ratio.py --out "$OUT/bf16_ratio.json"
       stage probe_learner 200 python3 benchmarks/gpu/probe_learner_ratio.py --out "$OUT/learner_ratio.json" ;;
+    learner_packed)
+      # the learner's update alone (plain torch, no wheelhouse needed): packed vs padded on a W2-shaped batch
+      stage probe_packed 60 python3 benchmarks/gpu/probe_packed.py
+      stage learner_packed 240 python3 benchmarks/gpu/bench_packed_learner.py --out "$OUT/learner_packed.json" ;;
     learner)
       stage learner 300 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 140 \
         --out "$OUT/learner.json" ;;
