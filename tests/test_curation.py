@@ -201,6 +201,23 @@ def test_rlvr_data_bad_input_is_one_line(tmp_path, capsys):
     assert "bands*rows = 160 exceeds num_perm = 128" in capsys.readouterr().err
 
 
+def test_more_curate_workers_than_cluster_cpus_is_one_line(ray_cluster, tmp_path, capsys):
+    """A fixed pool starts whole before work is handed out, so more workers than CPUs would only wait: refused."""
+    import ray
+
+    from rlvr.cli import main
+
+    corpus_path, _ = corpus(tmp_path)
+    cpus = int(ray.cluster_resources()["CPU"])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model: {{random_init: {{}}}}\nrun: {{output_dir: {tmp_path}/out}}\n"
+                   f"curate: {{sources: [{{path: {corpus_path}}}], workers: {cpus + 1}, decontaminate: {{enabled: false}}}}\n")
+    assert main(["data", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"rlvr: error: curate.workers={cpus + 1}") and "\n" not in err, err
+    assert not (tmp_path / "out" / "curated").exists()
+
+
 def test_tiny_pipeline_data_stage_removes_what_it_planted_before_pretraining(ray_cluster, tmp_path):
     from rlvr.data.lm_data import pretrain_texts
     from rlvr.launch.pipeline import plan, stage_config

@@ -15,7 +15,7 @@ import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from rlvr.config import ConfigError, ResourceSpec, RunConfig
+from rlvr.config import ConfigError, CurateSection, ResourceSpec, RunConfig
 from rlvr.launch.actor_env import actor_env
 from rlvr.launch.layout import SearchTooLarge, assign_bundles, check_tensor_parallel
 
@@ -57,6 +57,18 @@ def connect(cfg: RunConfig) -> None:
     # address="local": the documented "else start a local cluster", even while a `ray start` or
     # cluster_utils.Cluster of another process runs on this machine (a bare ray.init() joins the newest)
     ray.init(address="local", num_cpus=num_cpus, log_to_driver=True)
+
+
+def check_curate_workers(curate: CurateSection) -> None:
+    """A fixed pool of `curate.workers` map actors (1 CPU each) starts whole before any work (rlvr.data.curate):
+    more than the cluster's CPUs would wait out Ray Data's start-up limit, so refuse it now, in one line."""
+    if not curate.workers:
+        return
+    cpus = sum(n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive"))
+    if curate.workers > cpus:
+        raise ConfigError(f"curate.workers={curate.workers} asks for {curate.workers} map actors of 1 CPU each, but the "
+                          f"cluster has {cpus:g} CPUs (set curate.workers <= {int(cpus)}, or null to scale with the "
+                          "cluster)")
 
 
 def check_feasible(cfg: RunConfig, nodes: list[dict[str, float]], only: tuple[str, ...] | None = None) -> None:

@@ -102,9 +102,10 @@ def run_data(cfg: RunConfig) -> StageResult:
     """Curation (`rlvr.data.curate`): trains nothing, so the model passes through; the kept documents (Parquet
     shards, column `text`) become the next stage's data."""
     from rlvr.data.curate import run_curation
-    from rlvr.launch.cluster import connect
+    from rlvr.launch.cluster import check_curate_workers, connect
 
     connect(cfg)
+    check_curate_workers(cfg.curate)
     data_dir, manifest = run_curation(cfg.curate, cfg.run.output_dir, generated_corpora(cfg))
     print(f"[rlvr] data: {manifest['documents_in']} documents in, {manifest['documents_out']} out ("
           + ", ".join(f"{s['step']} -{s['in'] - s['out']}" for s in manifest["steps"]) + f"); {data_dir}", flush=True)
