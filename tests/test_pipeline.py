@@ -31,8 +31,12 @@ def test_shipped_pipeline_presets_plan(preset):
 
 def test_default_preset_is_the_full_pipeline():
     cfg = load_config(default_preset())
-    assert [s.kind for s in cfg.stages] == ["pretrain", "sft", "grpo"]
+    assert [s.kind for s in cfg.stages] == ["data", "pretrain", "sft", "grpo"]
     assert cfg.model.random_init is not None and cfg.model.tokenizer == "synthetic_bpe"
+    # the data stage curates the generated pretraining corpus, with planted copies and held-out leaks to remove
+    (source,) = cfg.curate.sources
+    assert source.generated == "pretrain" and source.plant_duplicates > 0 and source.plant_held_out > 0
+    assert [e.generated for e in cfg.curate.decontaminate.eval_sets] == ["held_out"]
 
 
 def test_stage_overrides_apply_to_their_stage_only(tmp_path):

@@ -102,12 +102,6 @@ def test_selection_with_a_per_sequence_mean_is_refused(tiny_model_dir, tmp_path)
         tiny_config(tiny_model_dir, tmp_path, "learner.token_selection.strategy=entropy", "algorithm.loss_agg=seq_mean")
 
 
-def test_selection_with_packed_grpo_micro_batches_is_refused(tiny_model_dir, tmp_path):
-    with pytest.raises(ConfigError, match="not supported with learner.max_tokens_per_micro_batch"):
-        tiny_config(tiny_model_dir, tmp_path, "learner.token_selection.strategy=random",
-                    "learner.max_tokens_per_micro_batch=256")
-
-
 # -- through the learner, one rank in this process -----------------------------------------------------------------
 
 COMMON = ("data.prompts_per_step=4", "rollout.samples_per_prompt=4", "learner.micro_batch_size=4",
@@ -188,6 +182,34 @@ def test_keep_all_equals_the_plain_step_under_zero3_and_bf16(process_group, tiny
     plain_lm = build(tiny_model_dir, tmp_path / "plain_lm", *extra, accum=2).train_lm(rows)
     kept_lm = build(tiny_model_dir, tmp_path / "kept_lm", *extra, *select("entropy", 1.0), accum=2).train_lm(rows)
     assert kept_lm["grad_norm"] == pytest.approx(plain_lm["grad_norm"], rel=1e-4)
+
+
+PACKED = "learner.max_tokens_per_micro_batch=48"
+
+
+def test_packed_grpo_selection_keeps_its_share_of_each_packed_micro_batch(process_group, tiny_model_dir,  # noqa: F811
+                                                                         tmp_path):
+    """Selection on packed micro-batches (cut by token budget): keep 1.0 equals the plain packed step; keep 0.5
+    keeps ceil(half) of each packed micro-batch's tokens, normalised over those, and `confidence` keeps the
+    least likely ones (so the packed rows' tokens and the selection's padded layout line up)."""
+    from rlvr.learner.packed_rollouts import packed_micro_batches
+
+    rollouts = make_rollouts(16, vocab=60, seed=2)
+    plain_l = build(tiny_model_dir, tmp_path / "plain", PACKED)
+    plain = plain_l.train_grpo(rollouts)
+    kept_l = build(tiny_model_dir, tmp_path / "kept", PACKED, *select("entropy", 1.0))
+    kept = kept_l.train_grpo(rollouts)
+    assert plain["grad_norm"] > 0 and kept["grad_norm"] == pytest.approx(plain["grad_norm"], rel=1e-5)
+    assert kept["pg_loss_sum"] == pytest.approx(plain["pg_loss_sum"], abs=1e-5)
+    assert max_diff(plain_l.state_dict(), kept_l.state_dict()) < 1e-6
+    half_l = build(tiny_model_dir, tmp_path / "half", PACKED, *select("confidence", 0.5))
+    half = half_l.train_grpo(rollouts)
+    per_mb = [len(mb.targets_M) for mb in packed_micro_batches(rollouts, 48)]
+    assert len(per_mb) > 2 and half["tokens"] == half["select_kept"] == sum(-(-n // 2) for n in per_mb)
+    assert half["select_dropped"] == sum(per_mb) - half["tokens"]
+    assert half["select_confidence_kept"] / half["select_kept"] < \
+        half["select_confidence_dropped"] / half["select_dropped"]
+    assert abs(half["grad_norm"] - plain["grad_norm"]) > 1e-3 * plain["grad_norm"]
 
 
 @pytest.mark.slow

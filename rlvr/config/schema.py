@@ -62,12 +62,6 @@ class RunConfig(_Section):
         if self.learner.token_selection.strategy != "all" and self.algorithm.loss_agg != "token_mean":
             raise ValueError("learner.token_selection needs algorithm.loss_agg=token_mean (the selected tokens "
                              f"are the normaliser), got {self.algorithm.loss_agg!r}")
-        if self.learner.token_selection.strategy != "all" and self.learner.max_tokens_per_micro_batch:
-            # packed GRPO micro-batches are cut by token budget, not by micro_batch_size: not integrated yet, and
-            # the packed path would otherwise ignore the selection silently
-            raise ValueError("learner.token_selection is not supported with learner.max_tokens_per_micro_batch "
-                             "(packed GRPO micro-batches) yet; set the selection in a stage's overrides or unset "
-                             "the packing")
         return self
 
     @model_validator(mode="after")

@@ -174,15 +174,18 @@ class Learner:
 
     # -- training ----------------------------------------------------------------------------------------------
 
-    def _loss_scale(self, rollouts: list[Rollout]) -> float:
+    def _loss_scale(self, rollouts: list[Rollout], micro_batch_tokens: list[int] | None = None) -> float:
         """Global normaliser of the loss (what the loss's aggregation counts, over all ranks), times the factors
         DeepSpeed divides by (ranks and accumulation steps). With token selection: the kept tokens, whose count
-        per micro-batch depends only on its token count, so it is known before any forward pass."""
+        per micro-batch depends only on its token count, so it is known before any forward pass.
+        `micro_batch_tokens`: each micro-batch's completion tokens where they are not chunks of
+        micro_batch_size rollouts (packed micro-batches)."""
         if self.selection.active:
             step = self.engine.global_steps
-            local = self.loss.aggregation.count([
-                self.selection.kept(sum(len(r.completion_ids) for r in c), step)
-                for c in chunks(rollouts, self.cfg.learner.micro_batch_size)])
+            if micro_batch_tokens is None:
+                micro_batch_tokens = [sum(len(r.completion_ids) for r in c)
+                                      for c in chunks(rollouts, self.cfg.learner.micro_batch_size)]
+            local = self.loss.aggregation.count([self.selection.kept(n, step) for n in micro_batch_tokens])
         else:
             local = self.loss.aggregation.count([self._loss_length(r) for r in rollouts])
         total = torch.tensor([float(local)], device=self.engine.device)  # NCCL reduces only GPU tensors

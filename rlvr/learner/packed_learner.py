@@ -13,8 +13,9 @@ import torch
 import torch.distributed as dist
 
 from rlvr.algo.losses import LossInputs, add_stats
+from rlvr.algo.token_selection import selection_stats
 from rlvr.learner.old_logprobs import PreviousWeights, Recomputed
-from rlvr.learner.packed_rollouts import PackedRollouts, packed_logprobs, packed_micro_batches
+from rlvr.learner.packed_rollouts import PackedRollouts, packed_logprobs, packed_micro_batches, packed_selected_logprobs
 from rlvr.rollout.base import Rollout
 
 
@@ -53,12 +54,15 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
     grad_norms = []
     sequence_tokens = 0.0  # prompt + completion tokens trained on (a Python number: no device tensor, no sync)
     for m, (mini, batch) in enumerate(zip(minis, batches)):
-        # DeepSpeed does not divide by its accumulation steps here (scale_wrt_gas=False): only by the ranks
-        normalizer = learner._loss_scale(mini) * learner.grad_accum_steps
+        # DeepSpeed does not divide by its accumulation steps here (scale_wrt_gas=False): only by the ranks.
+        # With token selection each packed micro-batch keeps its share of its own tokens (fillers have none).
+        token_counts = [mb.targets_M.numel() for mb in batch if mb.weight > 0]
+        normalizer = learner._loss_scale(mini, token_counts) * learner.grad_accum_steps
         for k, mb in enumerate(batch):
             engine.set_gradient_accumulation_boundary(k == len(batch) - 1)
+            global_k = (m * learner.world_size + learner.rank) * len(batch) + k  # random's draw, as the padded path
             stats = _micro_step(learner, mb, normalizer, None if old is None else old[m][k],
-                                None if ref is None else ref[m][k])
+                                None if ref is None else ref[m][k], global_k)
             add_stats(totals, stats)
             sequence_tokens += mb.input_ids_1N.shape[1] * mb.weight
         engine.step()
@@ -75,19 +79,35 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
 
 
 def _micro_step(learner, mb: PackedRollouts, normalizer: float, old_M: torch.Tensor | None,
-                ref_M: torch.Tensor | None) -> dict:
+                ref_M: torch.Tensor | None, global_k: int) -> dict:
     lc, engine = learner.cfg.learner, learner.engine
-    logp_M, entropy_M = packed_logprobs(engine, engine.module, mb, learner.cfg.rollout.temperature,
-                                        lc.logprob_chunk_tokens, entropy=True)
+    mask_ST = mb.rows(torch.ones_like(mb.targets_M, dtype=torch.float32)).bool()
+    select: dict[str, float] = {}
+    if learner.selection.active:
+        def selector(logp_all_M: torch.Tensor, entropy_M: torch.Tensor) -> torch.Tensor:
+            # the padded layout's selection; M is (sequence, token) in row-major order, as mask_ST's True cells
+            return learner.selection.select(mb.rows(logp_all_M), mb.rows(entropy_M), mask_ST, engine.global_steps,
+                                            global_k)[mask_ST]
+
+        logp_M, entropy_M, keep_M, logp_all_M = packed_selected_logprobs(
+            engine, engine.module, mb, learner.cfg.rollout.temperature, lc.logprob_chunk_tokens, selector)
+        select = selection_stats(mb.rows(keep_M.float()), mask_ST, mb.rows(logp_all_M), mb.rows(entropy_M))
+        loss_mask_ST = mb.rows(keep_M.float()).bool()
+        entropy_M = entropy_M * keep_M  # the entropy metric is over the kept tokens, as in the padded path
+    else:
+        logp_M, entropy_M = packed_logprobs(engine, engine.module, mb, learner.cfg.rollout.temperature,
+                                            lc.logprob_chunk_tokens, entropy=True)
+        loss_mask_ST = mask_ST
     if learner.old_logprobs.engine_logprobs:
         old_M = mb.rollout_logprobs_M
     elif old_M is None:
         old_M = logp_M.detach()  # on-policy, one step per batch: ratio 1 with the same gradient
     # the loss sees the padded micro-batch layout (sequences x completion tokens), so any registered loss works
     rollout_lp = mb.rows(mb.rollout_logprobs_M) if learner.rollout_logprobs else None  # algorithm.rollout_is
-    inputs = LossInputs(mb.rows(logp_M), mb.rows(old_M), mb.adv_S, mb.rows(torch.ones_like(logp_M)).bool(),
+    inputs = LossInputs(mb.rows(logp_M), mb.rows(old_M), mb.adv_S, loss_mask_ST,
                         None if ref_M is None else mb.rows(ref_M), rollout_lp)
     loss, stats = learner.loss(inputs, normalizer)
     stats["entropy_sum"] = entropy_M.sum()
+    stats.update(select)
     engine.backward(loss * mb.weight, scale_wrt_gas=False)
     return {k: v * mb.weight for k, v in stats.items()}

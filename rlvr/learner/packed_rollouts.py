@@ -149,26 +149,42 @@ def chunked_logprobs(h_MH: torch.Tensor, targets_M: torch.Tensor, head: torch.nn
 
 class _LogprobHead(torch.nn.Module):
     """Stands in for the model's LM head during one forward: returns (1, M, 2) [logp, entropy] at the selected
-    positions instead of (1, N, V) logits, so the model's own forward (and DeepSpeed's hooks) run unchanged."""
+    positions instead of (1, N, V) logits, so the model's own forward (and DeepSpeed's hooks) run unchanged.
 
-    def __init__(self, head, mb: PackedRollouts, temperature: float, chunk: int | None, entropy: bool):
+    With a `selector` (token selection): every position is scored without grad, `selector(logp_M, entropy_M)`
+    picks the kept ones, and only those go through the head with grad; logp is 0 (no graph) elsewhere and
+    `self.selected` holds (keep_M, the no-grad logp_M) for the caller."""
+
+    def __init__(self, head, mb: PackedRollouts, temperature: float, chunk: int | None, entropy: bool,
+                 selector=None):
         super().__init__()
         self.head, self.mb, self.temperature, self.chunk, self.entropy = head, mb, temperature, chunk, entropy
+        self.selector, self.selected = selector, None
 
     def forward(self, hidden_1NH: torch.Tensor) -> torch.Tensor:
         h_MH = hidden_1NH[0].index_select(0, self.mb.select_M)
-        logp_M, ent_M = chunked_logprobs(h_MH, self.mb.targets_M, self.head, self.temperature, self.chunk,
-                                         self.entropy)
-        return torch.stack([logp_M, ent_M if ent_M is not None else torch.zeros_like(logp_M)], -1)[None]
+        if self.selector is None:
+            logp_M, ent_M = chunked_logprobs(h_MH, self.mb.targets_M, self.head, self.temperature, self.chunk,
+                                             self.entropy)
+            return torch.stack([logp_M, ent_M if ent_M is not None else torch.zeros_like(logp_M)], -1)[None]
+        with torch.no_grad():
+            logp_all_M, ent_M = chunked_logprobs(h_MH, self.mb.targets_M, self.head, self.temperature, self.chunk,
+                                                 entropy=True)
+        keep_M = self.selector(logp_all_M, ent_M)
+        kept_N, _ = chunked_logprobs(h_MH[keep_M], self.mb.targets_M[keep_M], self.head, self.temperature,
+                                     self.chunk)
+        self.selected = (keep_M, logp_all_M)
+        return torch.stack([torch.zeros_like(logp_all_M).masked_scatter(keep_M, kept_N), ent_M], -1)[None]
 
 
 @contextmanager
 def _head_swapped(model, wrapper_args):
     head = model.get_output_embeddings()
     name = next(n for n, m in model.named_children() if m is head)
-    setattr(model, name, _LogprobHead(head, *wrapper_args))
+    wrapper = _LogprobHead(head, *wrapper_args)
+    setattr(model, name, wrapper)
     try:
-        yield
+        yield wrapper
     finally:
         setattr(model, name, head)
 
@@ -180,6 +196,16 @@ def packed_logprobs(model, module, mb: PackedRollouts, temperature: float, chunk
     with _head_swapped(module, (mb, temperature, chunk, entropy)):
         out_1M2 = model(**mb.model_kwargs(), logits_to_keep=0).logits
     return out_1M2[0, :, 0], out_1M2[0, :, 1]
+
+
+def packed_selected_logprobs(model, module, mb: PackedRollouts, temperature: float, chunk: int | None, selector
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token selection on a packed micro-batch: (logp_M with grad at the kept positions and 0 elsewhere,
+    entropy_M, keep_M, logp_M of every position without grad). `selector(logp_M, entropy_M) -> keep_M`."""
+    with _head_swapped(module, (mb, temperature, chunk, True, selector)) as head:
+        out_1M2 = model(**mb.model_kwargs(), logits_to_keep=0).logits
+        keep_M, logp_all_M = head.selected
+    return out_1M2[0, :, 0], out_1M2[0, :, 1], keep_M, logp_all_M
 
 
 # -- attention within each sequence of a packed row ---------------------------------------------------------------
