@@ -4,7 +4,7 @@ learner.token_selection = all / confidence / random at equal steps, several seed
     PYTHONPATH=$PWD nice -n 10 python benchmarks/token_selection_sft.py --out runs/token_selection \
         --pretrain-steps 300 --sft-steps 100 --seeds 0 1 2 --keep 0.5 --eval 300
 
-Runs `python -m rlvr train --stage pretrain` once (seed 0), then `--stage sft --from` that export for every
+Runs `python -m rlvr train --stage data --stage pretrain` once (seed 0), then `--stage sft --from` that export for every
 (strategy, seed); collects the held-out accuracy (stage_accuracy.json) and the mean `time/step_s` (metrics.jsonl,
 first 5 steps dropped as warm-up) into OUT/results.json. `--plot` only redraws the figure from results.json.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 STRATEGIES = ("all", "confidence", "random")
 
 
-def train(out: Path, stage: str, sets: list[str], start_from: str | None = None) -> None:
-    cmd = [sys.executable, "-m", "rlvr", "train", "--stage", stage, "--overwrite",
+def train(out: Path, stages: list[str], sets: list[str], start_from: str | None = None) -> None:
+    cmd = [sys.executable, "-m", "rlvr", "train", *[a for st in stages for a in ("--stage", st)], "--overwrite",
            "--set", f"run.output_dir={out}", "--set", "learner.num_actors=1", "--set", "logging.progress_bar=false"]
     cmd += [a for s in sets for a in ("--set", s)] + (["--from", start_from] if start_from else [])
     print("+", " ".join(cmd), flush=True)
@@ -82,7 +82,8 @@ def main() -> None:
     if not args.plot_only:
         pre = out / "pretrain"
         if not glob.glob(str(pre / "pretrain" / "checkpoints" / "step_*" / "hf")):
-            train(pre, "pretrain", [f"pretrain.steps={args.pretrain_steps}", "stage_eval.enabled=false"])
+            # the preset's data stage first: pretraining reads its curated documents
+            train(pre, ["data", "pretrain"], [f"pretrain.steps={args.pretrain_steps}", "stage_eval.enabled=false"])
         start = sorted(glob.glob(str(pre / "pretrain" / "checkpoints" / "step_*")))[-1]
         results = json.loads(results_file.read_text()) if results_file.is_file() else []
         for seed in args.seeds:
@@ -91,7 +92,7 @@ def main() -> None:
                     continue  # rerunning the script continues an interrupted sweep
                 run_dir = out / f"sft_{strategy}_s{seed}"
                 keep = 1.0 if strategy == "all" else args.keep
-                train(run_dir, "sft", [f"run.seed={seed}", f"sft.steps={args.sft_steps}",
+                train(run_dir, ["sft"], [f"run.seed={seed}", f"sft.steps={args.sft_steps}",
                                        f"stage_eval.num_examples={args.eval}",
                                        f"learner.token_selection.strategy={strategy}",
                                        f"learner.token_selection.keep_fraction={keep}"], start)

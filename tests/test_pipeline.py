@@ -65,6 +65,11 @@ def test_a_later_stage_alone_needs_its_predecessor_or_from(tmp_path):
         select(stages, ["grpo"], None)
     with pytest.raises(ConfigError, match="--stage 'rl'"):
         select(stages, ["rl"], None)
+    # after a data stage: its documents are what is missing, and both stages together is the way out
+    stages = plan(load_config(default_preset(), [f"run.output_dir={tmp_path}"]))
+    with pytest.raises(ConfigError, match=r"curated documents, which do not exist yet .* \(--stage data --stage pretrain\)"):
+        select(stages, ["pretrain"], None)
+    assert [s.name for s in select(stages, ["data", "pretrain"], None)[0]] == ["data", "pretrain"]
 
 
 @pytest.mark.slow

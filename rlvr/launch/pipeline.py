@@ -100,7 +100,12 @@ def select(stages: list[Stage], only: list[str] | None, start_from: str | None
     try:
         return chosen, previous_result(stages[first - 1].cfg)
     except ConfigError:
-        raise ConfigError(f"stage {chosen[0].name!r} starts from stage {stages[first - 1].name!r}'s export, which "
+        before = stages[first - 1]
+        if before.kind == "data":  # it hands on documents, not a model
+            raise ConfigError(f"stage {chosen[0].name!r} trains on stage {before.name!r}'s curated documents, which "
+                              f"do not exist yet in {before.cfg.run.output_dir}: run that stage first (--stage "
+                              f"{before.name} --stage {chosen[0].name})") from None
+        raise ConfigError(f"stage {chosen[0].name!r} starts from stage {before.name!r}'s export, which "
                           "does not exist yet: run that stage first or pass --from CHECKPOINT") from None
 
 
