@@ -166,8 +166,8 @@ def test_lm_keep_all_equals_the_plain_loss_and_gradient(process_group, tiny_mode
     assert random["select_dropped"] == sum(per_mb) - random["tokens"]
 
 
-@pytest.mark.parametrize("extra", [("learner.zero_stage=3",), ("learner.precision=bf16",)])
-def test_keep_all_equals_the_plain_step_under_zero3_and_bf16(process_group, tiny_model_dir, tmp_path, extra):  # noqa: F811
+@pytest.mark.parametrize("extra", [("learner.zero_stage=3",), ("learner.precision=bf16",), ("learner.lora={r: 4}",)])
+def test_keep_all_equals_the_plain_step_under_zero3_bf16_and_lora(process_group, tiny_model_dir, tmp_path, extra):  # noqa: F811
     """The selective path runs the trunk through the DeepSpeed engine's own forward: calling the decoder module
     directly gave ZeRO-3 other gradients (grad norm 0.34 against 0.90, every weight off) with an equal loss."""
     rollouts = make_rollouts(16, vocab=60, seed=2)
