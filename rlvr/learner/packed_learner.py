@@ -82,22 +82,12 @@ def _micro_step(learner, mb: PackedRollouts, normalizer: float, old_M: torch.Ten
                 ref_M: torch.Tensor | None, global_k: int) -> dict:
     lc, engine = learner.cfg.learner, learner.engine
     mask_ST = mb.rows(torch.ones_like(mb.targets_M, dtype=torch.float32)).bool()
-    select: dict[str, float] = {}
     if learner.selection.active:
-        def selector(logp_all_M: torch.Tensor, entropy_M: torch.Tensor) -> torch.Tensor:
-            # the padded layout's selection; M is (sequence, token) in row-major order, as mask_ST's True cells
-            return learner.selection.select(mb.rows(logp_all_M), mb.rows(entropy_M), mask_ST, engine.global_steps,
-                                            global_k)[mask_ST]
-
-        logp_M, entropy_M, keep_M, logp_all_M = packed_selected_logprobs(
-            engine, engine.module, mb, learner.cfg.rollout.temperature, lc.logprob_chunk_tokens, selector)
-        select = selection_stats(mb.rows(keep_M.float()), mask_ST, mb.rows(logp_all_M), mb.rows(entropy_M))
-        loss_mask_ST = mb.rows(keep_M.float()).bool()
-        entropy_M = entropy_M * keep_M  # the entropy metric is over the kept tokens, as in the padded path
+        logp_M, entropy_M, loss_mask_ST, select = _selected(learner, mb, mask_ST, global_k)
     else:
         logp_M, entropy_M = packed_logprobs(engine, engine.module, mb, learner.cfg.rollout.temperature,
                                             lc.logprob_chunk_tokens, entropy=True)
-        loss_mask_ST = mask_ST
+        loss_mask_ST, select = mask_ST, {}
     if learner.old_logprobs.engine_logprobs:
         old_M = mb.rollout_logprobs_M
     elif old_M is None:
@@ -111,3 +101,21 @@ def _micro_step(learner, mb: PackedRollouts, normalizer: float, old_M: torch.Ten
     stats.update(select)
     engine.backward(loss * mb.weight, scale_wrt_gas=False)
     return {k: v * mb.weight for k, v in stats.items()}
+
+
+def _selected(learner, mb: PackedRollouts, mask_ST: torch.Tensor, global_k: int):
+    """Token selection on a packed micro-batch: (logp_M with grad on the kept tokens, entropy_M of the kept
+    tokens, the loss mask of the kept tokens, the selection's statistics)."""
+    engine = learner.engine
+
+    def selector(logp_all_M: torch.Tensor, entropy_M: torch.Tensor) -> torch.Tensor:
+        # the padded layout's selection; M is (sequence, token) in row-major order, as mask_ST's True cells
+        return learner.selection.select(mb.rows(logp_all_M), mb.rows(entropy_M), mask_ST, engine.global_steps,
+                                        global_k)[mask_ST]
+
+    logp_M, entropy_M, keep_M, logp_all_M = packed_selected_logprobs(
+        engine, engine.module, mb, learner.cfg.rollout.temperature, learner.cfg.learner.logprob_chunk_tokens,
+        selector)
+    keep_ST = mb.rows(keep_M.float())
+    stats = selection_stats(keep_ST, mask_ST, mb.rows(logp_all_M), mb.rows(entropy_M))
+    return logp_M, entropy_M * keep_M, keep_ST.bool(), stats  # entropy over the kept tokens, as the padded path

@@ -66,7 +66,7 @@ class Rollout:
 
 
 def derive_seed(*parts: int) -> int:
-    """A 63-bit sampling seed that depends on the whole tuple (e.g. run seed, step, draw, worker).
+    """A 31-bit sampling seed that depends on the whole tuple (e.g. run seed, step, draw, worker).
 
     Sums such as `base + step * 1000 + draw` and then `+ worker` overlap (worker 1 at draw d drew worker 0's seed at
     draw d + 1); a hash of the tuple gives distinct tuples distinct seeds, whatever their ranges."""
