@@ -147,11 +147,6 @@ class LearnerSection(_Section):
             # merged sync and exports read each base weight whole; with adapters this small, ZeRO-3 buys nothing
             raise ValueError("learner.lora needs learner.zero_stage <= 2 (the adapters are small; the frozen base "
                              "is not sharded)")
-        if self.max_tokens_per_micro_batch:
-            # the packed path swaps the HF model's LM head and reads a separate reference model: neither is wired
-            # for a peft-wrapped model yet
-            raise ValueError("learner.lora does not work with packed micro-batches yet: unset "
-                             "learner.max_tokens_per_micro_batch (and logprob_chunk_tokens)")
         if self.lora.quantize == "nf4" and self.precision != "bf16":
             raise ValueError(f"learner.lora.quantize=nf4 trains bf16 adapters: set learner.precision=bf16 "
                              f"(got {self.precision})")

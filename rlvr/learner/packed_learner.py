@@ -36,6 +36,17 @@ def _logprobs(learner, model, batch: list[PackedRollouts]) -> list[torch.Tensor]
     return [packed_logprobs(model, model, mb, temperature, lc.logprob_chunk_tokens)[0] for mb in batch]
 
 
+def _reference(learner, batches: list[list[PackedRollouts]]) -> list[list[torch.Tensor]] | None:
+    """The frozen reference policy's logprobs for the KL term (None without one); with LoRA the base model
+    itself, adapters disabled, as in `Learner._reference_logprobs`."""
+    if learner.cfg.algorithm.kl_coef == 0:
+        return None
+    if learner.is_lora:
+        with learner.engine.module.disable_adapter():
+            return [_logprobs(learner, learner.engine.module, b) for b in batches]
+    return [_logprobs(learner, learner.ref_model, b) for b in batches]
+
+
 def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
     """`Learner.train_grpo` on packed micro-batches, with the learner's loss and old-logprob source (the source's
     packed counterpart: recomputed ones are recomputed on the packed rows)."""
@@ -49,7 +60,7 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
         old = [_logprobs(learner, source.model, b) for b in batches]
         if isinstance(source, PreviousWeights):
             source._keep_current_weights()
-    ref = [_logprobs(learner, learner.ref_model, b) for b in batches] if learner.ref_model is not None else None
+    ref = _reference(learner, batches)
     totals: dict[str, torch.Tensor] = {}
     grad_norms = []
     sequence_tokens = 0.0  # prompt + completion tokens trained on (a Python number: no device tensor, no sync)

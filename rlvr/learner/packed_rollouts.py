@@ -180,13 +180,14 @@ class _LogprobHead(torch.nn.Module):
 @contextmanager
 def _head_swapped(model, wrapper_args):
     head = model.get_output_embeddings()
-    name = next(n for n, m in model.named_children() if m is head)
+    # the module that holds the head: the model itself, or the causal LM inside a peft wrapper (LoRA)
+    owner, name = next((m, n) for m in model.modules() for n, child in m.named_children() if child is head)
     wrapper = _LogprobHead(head, *wrapper_args)
-    setattr(model, name, wrapper)
+    setattr(owner, name, wrapper)
     try:
         yield wrapper
     finally:
-        setattr(model, name, head)
+        setattr(owner, name, head)
 
 
 def packed_logprobs(model, module, mb: PackedRollouts, temperature: float, chunk: int | None,
