@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +98,7 @@ def test_batch_text_functions_equal_their_per_document_definitions():
         plain = sum(1 for c in t if c.isalnum() or c.isspace() or c in ".,;:!?'\"()-$%/+=*")
         assert abs(dedup.non_text_share(t) - (1 - plain / len(t) if t else 0.0)) < 1e-12, repr(t)
     tokens = dedup.tokenize(texts)
-    per_doc = [np.array([__import__("zlib").crc32(w.encode()) for w in dedup.words(t)], np.uint64) for t in texts]
+    per_doc = [np.array([zlib.crc32(w.encode()) for w in dedup.words(t)], np.uint64) for t in texts]
     assert all(np.array_equal(tokens.doc(d), h) for d, h in enumerate(per_doc))
     for n, hashes, docs in dedup.window_hashes(tokens, [1, 3, 5], whole_short=True):
         want = [dedup.ngram_hashes(h, n) for h in per_doc]

@@ -9,7 +9,7 @@ reads YAML and overrides; everything is importable from `rlvr.config` as before.
 
 from __future__ import annotations
 
-from rlvr.config.base import ConfigError, _Section
+from rlvr.config.base import ConfigError
 from rlvr.config.run import RunSection, RandomInit, ModelSection, ClusterSection, LoggingSection, CheckpointSection, StageSpec, StageEvalSection
 from rlvr.config.data import PassRateFilter, CurveSection, FilterSpec, DataSection, LMStageSection, PassRateSection, RFTSection
 from rlvr.config.rollout import ResourceSpec, RolloutSection, RewardFunction, RewardHealthSection, RewardsSection
@@ -20,7 +20,6 @@ from rlvr.config.load import parse_overrides, merge, read_preset, format_validat
 
 __all__ = [
     "ConfigError",
-    "_Section",
     "RunSection",
     "RandomInit",
     "ModelSection",

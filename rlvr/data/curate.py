@@ -50,6 +50,13 @@ def planted(docs: list[str], held_out: list[str], duplicates: int, leaks: int, s
     return [out[k] for k in order]
 
 
+def _generated(generated: dict[str, list[str]] | None, name: str, key: str) -> list[str]:
+    if not generated or name not in generated:
+        raise ConfigError(f"{key}.generated={name!r} needs a pipeline run (rlvr train), which builds the generated "
+                          "corpus")
+    return generated[name]
+
+
 def read_documents(cfg: CurateSection, generated: dict[str, list[str]] | None = None
                    ) -> tuple[list[str], list[str]]:
     """Texts and source names of every configured source, in order (sources one after another); `generated`:
@@ -60,11 +67,9 @@ def read_documents(cfg: CurateSection, generated: dict[str, list[str]] | None = 
     names: list[str] = []
     for i, src in enumerate(cfg.sources):
         if src.generated:
-            if not generated or src.generated not in generated:
-                raise ConfigError(f"curate.sources[{i}].generated={src.generated!r} needs a pipeline run (rlvr "
-                                  "train), which builds the generated corpus")
-            texts += generated[src.generated]
-            names += [f"generated:{src.generated}"] * len(generated[src.generated])
+            docs = _generated(generated, src.generated, f"curate.sources[{i}]")
+            texts += docs
+            names += [f"generated:{src.generated}"] * len(docs)
             continue
         rows = open_source(resolve(src.path), f"curate.sources[{i}].path", src.split, src.limit).located()
         for where, row in itertools.islice(rows, src.limit):
@@ -82,10 +87,7 @@ def eval_texts(spec: DecontamSpec, generated: dict[str, list[str]] | None = None
     out = []
     for i, ev in enumerate(spec.eval_sets):
         if ev.generated:
-            if not generated or ev.generated not in generated:
-                raise ConfigError(f"curate.decontaminate.eval_sets[{i}].generated={ev.generated!r} needs a pipeline "
-                                  "run (rlvr train)")
-            out += generated[ev.generated]
+            out += _generated(generated, ev.generated, f"curate.decontaminate.eval_sets[{i}]")
             continue
         for where, row in open_source(resolve(ev.path), f"curate.decontaminate.eval_sets[{i}].path").located():
             if ev.key not in row:

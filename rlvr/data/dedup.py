@@ -19,6 +19,7 @@ import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -67,13 +68,17 @@ class Tokens:
     flat_W: np.ndarray
     lengths_D: np.ndarray
 
-    @property
+    @cached_property
     def starts_D(self) -> np.ndarray:
         return np.cumsum(self.lengths_D) - self.lengths_D
 
     def doc(self, d: int) -> np.ndarray:
         start = int(self.starts_D[d])
         return self.flat_W[start:start + int(self.lengths_D[d])]
+
+    def docs(self) -> list[np.ndarray]:
+        """Each document's word hashes (views of the flat array)."""
+        return np.split(self.flat_W, np.cumsum(self.lengths_D)[:-1]) if len(self.lengths_D) else []
 
 
 def tokenize(texts: Sequence[str]) -> Tokens:
@@ -86,12 +91,6 @@ def tokenize(texts: Sequence[str]) -> Tokens:
     crc_V = np.fromiter((zlib.crc32(w.encode("utf-8")) for w in vocab), np.uint64, len(vocab))
     return Tokens(crc_V[codes_W] if len(flat) else np.zeros(0, np.uint64),
                   np.fromiter(map(len, docs), np.int64, len(docs)))
-
-
-def _word_hashes(docs: Sequence[list[str]]) -> list[np.ndarray]:
-    """Each document's words as uint64 hashes (the per-document form of `tokenize`)."""
-    tokens = tokenize([" ".join(ws) for ws in docs])
-    return [tokens.doc(d) for d in range(len(docs))]
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -215,7 +214,7 @@ def lsh_clusters(sig_DP: np.ndarray, bands: int, rows: int, threshold: float) ->
 
 def jaccard(a: str, b: str, shingle: int) -> float:
     """Exact Jaccard similarity of two documents' shingle sets (the reference the estimates are checked against)."""
-    sa, sb = (set(ngram_hashes(h, shingle).tolist()) for h in _word_hashes([words(a), words(b)]))
+    sa, sb = (set(ngram_hashes(h, shingle).tolist()) for h in tokenize([a, b]).docs())
     return len(sa & sb) / max(1, len(sa | sb))
 
 
@@ -227,7 +226,7 @@ class NgramIndex:
     def __init__(self, texts: Sequence[str], n: int = 13, min_short: int = 8):
         self.n = n
         grams: dict[int, list[np.ndarray]] = {}
-        for wh in _word_hashes([words(t) for t in texts]):
+        for wh in tokenize(texts).docs():
             if len(wh) >= min(n, min_short):
                 grams.setdefault(min(n, len(wh)), []).append(ngram_hashes(wh, n))
         self.tables = {k: np.unique(np.concatenate(v)) for k, v in sorted(grams.items())}
