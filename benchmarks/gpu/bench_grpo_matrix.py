@@ -41,15 +41,17 @@ OVERLAP = ["rollout.colocate=false", "rollout.overlap=true", "learner.fused_adam
 WORKLOADS = {
     "W1": dict(model="smollm2", prompts=8, G=8, max_new=256, trl_micro=64, plain=False, ignore_eos=False,
                rlvr=[*OVERLAP, "learner.max_tokens_per_micro_batch=16384", "learner.logprob_chunk_tokens=4096"]),
+    # max_num_seqs 512: all of a step's 512 completions decode in one wave (vLLM's default is 256 at a time)
     "W2": dict(model="smollm2", prompts=32, G=16, max_new=512, trl_micro=32, plain=False, ignore_eos=False,
-               rlvr=[*OVERLAP, "learner.max_tokens_per_micro_batch=16384", "learner.logprob_chunk_tokens=4096"]),
+               rlvr=[*OVERLAP, "learner.max_tokens_per_micro_batch=16384", "learner.logprob_chunk_tokens=4096",
+                     "rollout.max_num_seqs=512"]),
     # prompts of the synthetic tokenizer's own words (see synthetic_prompts): GSM8K text through it gave empty
     # prompts on the H100 (transformers 5.17), which vLLM refuses
     "W3": dict(model="qwen05b", prompts=64, G=8, max_new=1024, trl_micro=8, plain=True, ignore_eos=True,
                synthetic=True,
                rlvr=[*OVERLAP, "learner.max_tokens_per_micro_batch=16384", "learner.logprob_chunk_tokens=2048",
                      "data.chat_template=false", "data.prompt_template='{prompt}'", "rollout.ignore_eos=true",
-                     "rollout.max_model_len=2048"]),
+                     "rollout.max_model_len=2048", "rollout.max_num_seqs=512"]),
 }
 
 

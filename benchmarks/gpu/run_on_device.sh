@@ -4,6 +4,7 @@
 # Phase 1 (benchmarks of pieces):  install prepare sync rollout logprobs nccl
 # Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
+# Issue 20 (one H100):             install prepare matrix   (WORKLOADS=W2, then W3, then W1: one call each)
 # Learner alone, bare image:        learner_packed   (no install stage needed: plain torch + transformers)
 # Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
@@ -98,6 +99,13 @@ for s in "$@"; do
       # the learner's update alone (plain torch, no wheelhouse needed): packed vs padded on a W2-shaped batch
       stage probe_packed 60 python3 benchmarks/gpu/probe_packed.py
       stage learner_packed 240 python3 benchmarks/gpu/bench_packed_learner.py --out "$OUT/learner_packed.json" ;;
+    matrix)
+      # issue 20: rlvr and TRL side by side on WORKLOADS (W1,W2,W3), rows merged into $R/matrix.json across calls
+      W=${WORKLOADS:-W2}
+      quiet matrix_${W//,/_} ${MATRIX_S:-570} python3 benchmarks/gpu/bench_grpo_matrix.py --models $M \
+        --workloads $W --steps ${MATRIX_STEPS:-5} --drop 1 --side-timeout ${SIDE_S:-270} --metrics-dir "$OUT" \
+        --matrix $R/matrix.json --out "$OUT/matrix_${W//,/_}.json" ${MATRIX_ARGS:-}
+      cp $R/matrix.json "$OUT/grpo-matrix.json" ;;
     learner)
       stage learner 300 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 140 \
         --out "$OUT/learner.json" ;;
