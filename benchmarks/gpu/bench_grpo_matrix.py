@@ -8,7 +8,8 @@ command, on three workloads (same model, prompts, G, lengths, batch and reward o
 
 rlvr: `python3 -m rlvr train configs/gpu_smollm2_grpo_bench.yaml` with the workload's overrides (vLLM awake and
 overlapped with the learner, packed micro-batches, chunked logprobs). TRL: benchmarks/gpu/trl_grpo.py at the
-workload's micro-batch. Per side: median s/step after `--drop` warm-up steps, completions/s, rollout tokens/s
+workload's micro-batch. Per side: median s/step of the steady steps (not the first `--drop`, nor the last
+`--drop-last`: an overlapped run's last step generates nothing beside its update), completions/s, rollout tokens/s
 (generated tokens / rollout seconds), learner tokens/s (prompt + completion tokens / learner seconds) and learner
 model-FLOPs utilisation = 6 x parameters x trained tokens / learner seconds / 989e12 (H100 SXM bf16 dense peak).
 rlvr's learner seconds are its `time/learn_s`; TRL's are its step minus its timed generation+scoring call.
@@ -45,30 +46,19 @@ WORKLOADS = {
     "W2": dict(model="smollm2", prompts=32, G=16, max_new=512, trl_micro=32, plain=False, ignore_eos=False,
                rlvr=[*OVERLAP, "learner.max_tokens_per_micro_batch=16384", "learner.logprob_chunk_tokens=4096",
                      "rollout.max_num_seqs=512"]),
-    # prompts of the synthetic tokenizer's own words (see synthetic_prompts): GSM8K text through it gave empty
-    # prompts on the H100 (transformers 5.17), which vLLM refuses
+    # GSM8K questions as plain text through SmolLM2's tokenizer (benchmarks/gpu/prepare_models.py says why)
     "W3": dict(model="qwen05b", prompts=64, G=8, max_new=1024, trl_micro=8, plain=True, ignore_eos=True,
-               synthetic=True,
                rlvr=[*OVERLAP, "learner.max_tokens_per_micro_batch=16384", "learner.logprob_chunk_tokens=2048",
                      "data.chat_template=false", "data.prompt_template='{prompt}'", "rollout.ignore_eos=true",
                      "rollout.max_model_len=2048", "rollout.max_num_seqs=512"]),
 }
 
 
-def synthetic_prompts(path: Path, vocab: int = 151_000, n: int = 4096, seed: int = 0) -> Path:
-    """GSM8K-like rows whose questions are 64-128 words `<tID>` of the qwen05b tokenizer (one token each)."""
-    import random
-
-    rng = random.Random(seed)
-    with path.open("w") as f:
-        for _ in range(n):
-            words = " ".join(f"<t{rng.randrange(100, vocab)}>" for _ in range(rng.randint(64, 128)))
-            f.write(json.dumps({"question": words, "answer": "#### 0"}) + "\n")
-    return path
-
-
-def median_after(values: list, drop: int) -> float | None:
-    kept = [v for v in values[drop:] if v is not None]
+def median_after(values: list, drop: int, drop_last: int = 0) -> float | None:
+    """The median of the steady steps: not the first `drop` (compilation, warm-up), nor the last `drop_last` (with
+    rollouts overlapped, the last step has no next batch to generate beside its update, so it runs alone and
+    short: W2's 2.26 s against 6.2-6.8 s on the H200)."""
+    kept = [v for v in values[drop: len(values) - drop_last] if v is not None]
     return statistics.median(kept) if kept else None
 
 
@@ -89,17 +79,10 @@ def device_name() -> str:
         return "cpu"
 
 
-def data_for(args, w: dict) -> str:
-    if not w.get("synthetic"):
-        return args.data
-    path = Path(args.workdir) / "synthetic_prompts.jsonl"
-    return str(path if path.is_file() else synthetic_prompts(path))
-
-
 def run_rlvr(args, name: str, w: dict, model: str, timeout_s: float) -> dict:
     out_dir = Path(args.workdir) / f"rlvr_{name}"
     shutil.rmtree(out_dir, ignore_errors=True)
-    sets = [f"run.output_dir={out_dir}", f"model.path={model}", f"data.path={data_for(args, w)}",
+    sets = [f"run.output_dir={out_dir}", f"model.path={model}", f"data.path={args.data}",
             f"run.steps={args.steps}",
             f"data.prompts_per_step={w['prompts']}", f"rollout.samples_per_prompt={w['G']}",
             f"rollout.max_new_tokens={w['max_new']}", *w["rlvr"], *args.rlvr_set]
@@ -118,17 +101,17 @@ def run_rlvr(args, name: str, w: dict, model: str, timeout_s: float) -> dict:
     return {"rc": rc, "wall_s": round(time.perf_counter() - t0, 1), "steps": len(rows), "step_s": col("time/step_s"),
             "rollout_s": col("time/rollout_s"), "learn_s": col("time/learn_s"), "generated_tokens": gen_tokens,
             "trained_tokens": col("learner/sequence_tokens"),
-            "phases_median_s": {k: median_after(col(k), args.drop) for k in phases}}
+            "phases_median_s": {k: median_after(col(k), args.drop, args.drop_last) for k in phases}}
 
 
 def run_trl(args, name: str, w: dict, model: str, timeout_s: float) -> dict:
     out = Path(args.workdir) / f"trl_{name}.json"
     out.unlink(missing_ok=True)
-    cmd = [sys.executable, str(REPO / "benchmarks/gpu/trl_grpo.py"), "--model", model, "--data", data_for(args, w),
+    cmd = [sys.executable, str(REPO / "benchmarks/gpu/trl_grpo.py"), "--model", model, "--data", args.data,
            "--steps", str(args.steps), "--micro", str(w["trl_micro"]), "--prompts-per-step", str(w["prompts"]),
            "--G", str(w["G"]), "--max-new-tokens", str(w["max_new"]), "--out", str(out),
            "--workdir", str(Path(args.workdir) / "trl")]
-    cmd += ["--template", "{prompt}"] * w.get("synthetic", False)
+    cmd += ["--template", "{prompt}"] * w["plain"]
     cmd += ["--plain-prompts"] * w["plain"] + ["--ignore-eos", "--vllm-max-model-len", "2048"] * w["ignore_eos"]
     print("+ " + " ".join(cmd), flush=True)
     t0 = time.perf_counter()
@@ -144,8 +127,8 @@ def run_trl(args, name: str, w: dict, model: str, timeout_s: float) -> dict:
             "micro": w["trl_micro"], "setup_s": res.get("setup_s")}
 
 
-def summarize(side: dict, drop: int, samples: int, params: int) -> dict:
-    med = lambda k: median_after(side.get(k, []), drop)  # noqa: E731
+def summarize(side: dict, drop: int, drop_last: int, samples: int, params: int) -> dict:
+    med = lambda k: median_after(side.get(k, []), drop, drop_last)  # noqa: E731
     step, rollout, learn = med("step_s"), med("rollout_s"), med("learn_s")
     gen, trained = med("generated_tokens"), med("trained_tokens")
     return {"s_per_step": step, "completions_per_s": samples / step if step else None,
@@ -164,6 +147,9 @@ def main() -> int:
     ap.add_argument("--sides", default="trl,rlvr")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--drop", type=int, default=1)
+    ap.add_argument("--drop-last", type=int, default=1, help="steady state: leave out the last steps (both sides)")
+    ap.add_argument("--resummarize", nargs="*", default=None, metavar="OUT_JSON",
+                    help="no run: summarize earlier --out files again (with this --drop/--drop-last) into --matrix")
     ap.add_argument("--side-timeout", type=float, default=280)
     ap.add_argument("--rlvr-set", action="append", default=[], help="extra rlvr override (CPU dry runs)")
     ap.add_argument("--workdir", default="/tmp/bench_matrix")
@@ -171,10 +157,12 @@ def main() -> int:
     ap.add_argument("--matrix", default=None, help="the JSON list of per-workload rows to merge into")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    if args.resummarize is not None:
+        return resummarize(args)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     device = device_name()
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "device": device, "steps": args.steps,
-              "drop": args.drop, "workloads": {}}
+              "drop": args.drop, "drop_last": args.drop_last, "workloads": {}}
     for name in args.workloads.split(","):
         w = WORKLOADS[name]
         model = f"{args.models}/{w['model']}"
@@ -183,11 +171,27 @@ def main() -> int:
         for side in args.sides.split(","):
             res = (run_rlvr if side == "rlvr" else run_trl)(args, name, w, model, args.side_timeout)
             entry["sides"][side] = res
-            entry["summary"][side] = summarize(res, args.drop, w["prompts"] * w["G"], params)
+            entry["summary"][side] = summarize(res, args.drop, args.drop_last, w["prompts"] * w["G"], params)
             print(json.dumps({name: {side: entry["summary"][side]}}), flush=True)
             Path(args.out).write_text(json.dumps(report, indent=1))
         if args.matrix:
             merge_row(args.matrix, name, entry["summary"], device)
+    return 0
+
+
+def resummarize(args) -> int:
+    """Recompute every side's summary of earlier reports (e.g. after changing what counts as steady state)."""
+    for path in args.resummarize:
+        report = json.loads(Path(path).read_text())
+        report.update(drop=args.drop, drop_last=args.drop_last)
+        for name, entry in report["workloads"].items():
+            samples = entry["spec"]["prompts"] * entry["spec"]["G"]
+            entry["summary"] = {side: summarize(res, args.drop, args.drop_last, samples, entry["params"])
+                                for side, res in entry["sides"].items()}
+            print(json.dumps({name: entry["summary"]}), flush=True)
+            if args.matrix:
+                merge_row(args.matrix, name, entry["summary"], report["device"])
+        Path(path).write_text(json.dumps(report, indent=1))
     return 0
 
 

@@ -5,9 +5,12 @@
 - qwen05b: a Qwen2.5-0.5B-shaped Qwen2 model with random weights (hidden 896, 24 layers, 14 heads, 2 KV heads,
   intermediate 4864, vocab 151,936, tied embeddings; 494M parameters, 0.99 GB in bf16).
 
-Tokenizer for qwen05b: a synthetic word-level tokenizer with one token per id (`<t0>` ... `<t151935>`), built
-offline with `tokenizers`. Random weights sample any of the 151,936 ids, so the tokenizer must decode every one of
-them; SmolLM2's BPE has only 49,152. The text means nothing; the benchmarks feed and read token ids.
+Tokenizer for qwen05b: SmolLM2's (a real byte-level BPE of 49,152 ids, all inside the model's 151,936), so the
+benchmarks feed both sides GSM8K text. A synthetic word-level tokenizer (`<t0>` ... `<t151935>`, one token per id)
+was used before: on the H100 and H200 images (transformers 5.17) AutoTokenizer loads it as a Qwen2Tokenizer that
+encodes every one of its words to nothing, so vLLM and TRL refused the empty prompts (2026-11-25 and 2026-12-06).
+Random weights sample ids above 49,151 too: they decode to no text, which neither engine minds (seen on an H200,
+2026-12-06: rlvr's W3 ran on this pairing). The text means nothing; the benchmarks count tokens.
 
     python benchmarks/gpu/prepare_models.py --out /root/models   # prints one JSON line of timings
 """
@@ -33,28 +36,16 @@ QWEN05B = dict(
     rope_theta=1_000_000.0,
     rms_norm_eps=1e-6,
 )
-EOS = "<|endoftext|>"
 
 
-def synthetic_tokenizer(vocab_size: int):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {f"<t{i}>": i for i in range(vocab_size - 1)}
-    vocab[EOS] = vocab_size - 1
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<t0>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS, unk_token="<t0>")
-
-
-def build_qwen05b(out: Path, seed: int = 0) -> Path:
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+def build_qwen05b(out: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     if (out / "config.json").exists():
         return out
-    tokenizer = synthetic_tokenizer(QWEN05B["vocab_size"])
-    config = Qwen2Config(**QWEN05B, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.eos_token_id)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    eos = tokenizer.eos_token_id
+    config = Qwen2Config(**QWEN05B, eos_token_id=eos, bos_token_id=eos, pad_token_id=eos)
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"  # random init of 494M params is ~10x faster there
     with torch.device(device):
@@ -79,13 +70,13 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
-    if args.only in (None, "smollm2"):
+    if args.only in (None, "smollm2", "qwen05b"):  # qwen05b takes SmolLM2's tokenizer
         t = time.perf_counter()
         convert_smollm2(out / "smollm2")
         timings["smollm2_gguf_convert_s"] = round(time.perf_counter() - t, 2)
     if args.only in (None, "qwen05b"):
         t = time.perf_counter()
-        build_qwen05b(out / "qwen05b")
+        build_qwen05b(out / "qwen05b", out / "smollm2")
         timings["qwen05b_build_s"] = round(time.perf_counter() - t, 2)
     print(json.dumps({"prepare_models": timings}))
 
