@@ -108,7 +108,7 @@ def _micro_step(learner, mb: PackedRollouts, normalizer: float, old_M: torch.Ten
     inputs = LossInputs(mb.rows(logp_M), mb.rows(old_M), mb.adv_S, loss_mask_ST,
                         None if ref_M is None else mb.rows(ref_M), rollout_lp)
     loss, stats = learner.loss(inputs, normalizer)
-    stats["entropy_sum"] = entropy_M.sum()
+    stats["entropy_sum"] = entropy_M.detach().sum()  # a statistic: no graph kept across micro-batches
     stats.update(select)
     engine.backward(loss * mb.weight, scale_wrt_gas=False)
     return {k: v * mb.weight for k, v in stats.items()}
