@@ -5,6 +5,7 @@
 # Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
 # Issue 20 (one H100):             install prepare matrix   (WORKLOADS=W2, then W3, then W1: one call each)
+# Issues 15, 16, 17 (staged, unrun): install prepare_smollm2 tis_grpo | lora | cggr
 # Learner alone, bare image:        learner_packed   (no install stage needed: plain torch + transformers)
 # Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
@@ -106,6 +107,41 @@ for s in "$@"; do
         --workloads $W --steps ${MATRIX_STEPS:-5} --drop 1 --side-timeout ${SIDE_S:-270} --metrics-dir "$OUT" \
         --matrix $R/matrix.json --out "$OUT/matrix_${W//,/_}.json" ${MATRIX_ARGS:-}
       cp $R/matrix.json "$OUT/grpo-matrix.json" ;;
+    tis_grpo)
+      # issue 15 (staged 2026-12-06, not run yet): the format-reward GRPO run with vLLM rollouts, colocated (vLLM
+      # asleep while the learner trains), TIS on: the mismatch (mean/max |log ratio|, share over the cap) per step
+      quiet tis_grpo "-s INT ${TIS_S:-420}" python3 -m rlvr train configs/gpu_smollm2_gsm8k_format_grpo.yaml \
+        --set run.output_dir=$R/tis_grpo --set model.path=$M/smollm2 --set rollout.colocate=true \
+        --set rollout.overlap=false --set algorithm.rollout_is=truncate ${TIS_SET:-}
+      cp $R/tis_grpo/metrics.jsonl "$OUT/tis_grpo_metrics.jsonl" ;;
+    lora)
+      # issue 16 (staged 2026-12-06, not run yet): the learner update full vs LoRA vs QLoRA (time, peak memory),
+      # then GRPO with LoRA (merged sync by CUDA IPC) for its reward curve. QLoRA needs bitsandbytes, which the
+      # image lacks: carry .whl/bitsandbytes-*.whl (pip download --no-deps --only-binary=:all: --python-version 3.12
+      # --platform manylinux_2_24_x86_64 bitsandbytes)
+      if ls .whl/bitsandbytes-*.whl >/dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --target /root/bnb .whl/bitsandbytes-*.whl \
+          && export PYTHONPATH=$PYTHONPATH:/root/bnb
+      fi
+      stage lora_learner 330 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 100 \
+        --variants ${LORA_VARIANTS:-zero2_micro16,lora_r16_micro16,qlora_r16_micro16} --out "$OUT/lora_learner.json"
+      quiet lora_grpo "-s INT ${LORA_S:-300}" python3 -m rlvr train configs/gpu_smollm2_gsm8k_format_grpo.yaml \
+        --set run.output_dir=$R/lora_grpo --set model.path=$M/smollm2 --set learner.lora.r=16 \
+        --set learner.lr=${LORA_LR:-1e-4} ${LORA_SET:-}
+      cp $R/lora_grpo/metrics.jsonl "$OUT/lora_grpo_metrics.jsonl" ;;
+    cggr)
+      # issue 17 (staged 2026-12-06, not run yet): SFT of SmolLM2 on GSM8K train keeping every token, the 20% of
+      # highest entropy, or a random 20%; greedy GSM8K test of each; paired tests against "all" and random
+      for sel in ${CGGR_ARMS:-all entropy random}; do
+        keep=0.2; [ "$sel" = all ] && keep=1.0
+        [ "$(latest_export $R/cggr_$sel/sft)" = none ] && quiet cggr_sft_$sel 240 python3 -m rlvr train \
+          configs/gpu_smollm2_gsm8k_sft.yaml --set run.output_dir=$R/cggr_$sel --set model.path=$M/smollm2 \
+          --set learner.token_selection.strategy=$sel --set learner.token_selection.keep_fraction=$keep \
+          --set sft.steps=${CGGR_STEPS:-100}
+        cp $R/cggr_$sel/sft/metrics.jsonl "$OUT/cggr_${sel}_sft_metrics.jsonl"
+        evaluate cggr_$sel "$(latest_export $R/cggr_$sel/sft)"
+      done
+      compare cggr_all cggr_entropy; compare cggr_all cggr_random; compare cggr_random cggr_entropy ;;
     learner)
       stage learner 300 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 140 \
         --out "$OUT/learner.json" ;;
