@@ -5,7 +5,7 @@
 # Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
 # Issue 20 (one H100):             install prepare matrix   (WORKLOADS=W2, then W3, then W1: one call each)
-# Issues 15, 16, 17 (staged, unrun): install prepare_smollm2 tis_grpo | lora | cggr
+# Issues 15, 16, 17:                install prepare_smollm2 tis_grpo | lora | cggr
 # Learner alone, bare image:        learner_packed   (no install stage needed: plain torch + transformers)
 # Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
@@ -130,8 +130,9 @@ for s in "$@"; do
         --set learner.lr=${LORA_LR:-1e-4} ${LORA_SET:-}
       cp $R/lora_grpo/metrics.jsonl "$OUT/lora_grpo_metrics.jsonl" ;;
     cggr)
-      # issue 17 (staged 2026-12-06, not run yet): SFT of SmolLM2 on GSM8K train keeping every token, the 20% of
-      # highest entropy, or a random 20%; greedy GSM8K test of each; paired tests against "all" and random
+      # issue 17: SFT of SmolLM2 on GSM8K train keeping every token, the 20% of highest entropy, or a random 20%
+      # (one after another, so their step times are comparable); then the greedy GSM8K test of the three at once
+      # (small engines side by side); paired tests against "all" and random
       for sel in ${CGGR_ARMS:-all entropy random}; do
         keep=0.2; [ "$sel" = all ] && keep=1.0
         [ "$(latest_export $R/cggr_$sel/sft)" = none ] && quiet cggr_sft_$sel 240 python3 -m rlvr train \
@@ -139,7 +140,18 @@ for s in "$@"; do
           --set learner.token_selection.strategy=$sel --set learner.token_selection.keep_fraction=$keep \
           --set sft.steps=${CGGR_STEPS:-100}
         cp $R/cggr_$sel/sft/metrics.jsonl "$OUT/cggr_${sel}_sft_metrics.jsonl"
-        evaluate cggr_$sel "$(latest_export $R/cggr_$sel/sft)"
+      done
+      pids=""
+      for sel in ${CGGR_ARMS:-all entropy random}; do
+        [ -f $R/eval/cggr_$sel.summary.json ] && continue
+        timeout -k 20 ${EVAL_S:-300} $EVAL --model "$(latest_export $R/cggr_$sel/sft)" --out $R/eval/cggr_$sel.jsonl \
+          --gpu-memory-utilization 0.12 --kv-cache-gb 5 > $R/eval/cggr_$sel.log 2>&1 &
+        pids="$pids $!"; sleep 10
+      done
+      for pid in $pids; do wait $pid || status=1; done
+      for sel in ${CGGR_ARMS:-all entropy random}; do
+        tail -n 3 $R/eval/cggr_$sel.log 2>/dev/null
+        [ -f $R/eval/cggr_$sel.summary.json ] && cp $R/eval/cggr_$sel.summary.json "$OUT/"
       done
       compare cggr_all cggr_entropy; compare cggr_all cggr_random; compare cggr_random cggr_entropy ;;
     learner)
