@@ -66,25 +66,27 @@ def lm_rows(cfg) -> list[dict]:
     return rl_runs.rows(Path(cfg.run.output_dir))
 
 
-def test_sigterm_in_a_pretraining_stage_checkpoints_and_resume_matches(ray_cluster, tmp_path, monkeypatch):
-    """The same for the pretraining/SFT loop: SIGTERM arrives during the second optimizer step (the stage saves
-    only at its end, so step_000002 exists only by SIGTERM); the resumed stage logs the uninterrupted losses."""
+def test_ctrl_c_in_a_pretraining_stage_checkpoints_and_resume_matches(ray_cluster, tmp_path, monkeypatch):
+    """The same for the pretraining/SFT loop, stopped by a first Ctrl-C (SIGINT) instead: it arrives during the
+    second optimizer step (the stage saves only at its end, so step_000002 exists only by the signal); no
+    KeyboardInterrupt, and the resumed stage logs the uninterrupted losses."""
     calm = pretrain_config(tmp_path / "calm")
     run_lm_job("pretrain", calm)
     want = lm_rows(calm)
 
     real_train_lm, calls = LearnerGroup.train_lm, []
 
-    def train_lm_then_sigterm(self, rows):
+    def train_lm_then_ctrl_c(self, rows):
         calls.append(1)
         if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
         return real_train_lm(self, rows)
 
-    monkeypatch.setattr(LearnerGroup, "train_lm", train_lm_then_sigterm)
-    with pytest.raises(Preempted, match="after step 2"):
+    monkeypatch.setattr(LearnerGroup, "train_lm", train_lm_then_ctrl_c)
+    with pytest.raises(Preempted, match="stopped by SIGINT after step 2"):
         run_lm_job("pretrain", pretrain_config(tmp_path / "wild"))
     monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is pytest's own again
     wild = pretrain_config(tmp_path / "wild", "checkpoint.resume=true")
     assert [p.name for p in CheckpointDir(Path(wild.run.output_dir), 1).complete()] == ["step_000002"]
     run_lm_job("pretrain", wild)

@@ -186,7 +186,7 @@ for s in "$@"; do
       evaluate sft "$(latest_export $R/gpu_gsm8k/sft)"
       compare base sft ;;
     grpo)
-      # SIGINT at the deadline: the loop stops, actors shut down, the newest checkpoint (every 20 steps) stays
+      # SIGINT at the deadline acts as a first Ctrl-C: the step in flight ends, a checkpoint is saved, the run stops
       quiet grpo "-s INT ${GRPO_S:-400}" python3 -m rlvr train configs/gpu_smollm2_gsm8k_grpo.yaml \
         --set run.output_dir=$R/gpu_gsm8k_grpo --set "model.path=$(latest_export $R/gpu_gsm8k/sft)"
       cp $R/gpu_gsm8k_grpo/metrics.jsonl "$OUT/grpo_metrics.jsonl"

@@ -1,8 +1,11 @@
-"""Preemption: SIGTERM (what `ray job stop` and a spot instance's reclaim send the driver) asks the run to stop at
-the next step boundary, after a checkpoint; the run then ends with exit code 0 and a line saying how to resume.
+"""Preemption: SIGTERM (what `ray job stop` and a spot instance's reclaim send the driver) or a first Ctrl-C
+(SIGINT) asks the run to stop at the next step boundary, after a checkpoint; the run then ends with exit code 0 and
+a line saying how to resume.
 
 The handler only sets a flag: the step in flight finishes, so the checkpoint is an ordinary one and the resumed run
-logs exactly what an uninterrupted run would. A second SIGTERM is not caught (the default action ends the process).
+logs exactly what an uninterrupted run would. A second signal of the same kind is not caught: SIGTERM's default
+action ends the process, a second Ctrl-C raises KeyboardInterrupt at once (the steps since the last checkpoint are
+lost, as with a kill).
 `ray job stop` allows RAY_JOB_STOP_WAIT_TIME_S (default 3 s) before it kills the job: raise it to more than a step
 plus a checkpoint save on clusters that use it.
 """
@@ -14,13 +17,15 @@ import threading
 from contextlib import contextmanager
 
 _requested = threading.Event()
+_signame = ["SIGTERM"]  # the signal that asked for the stop, for the closing line
+_DEFAULTS = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
 
 
 class Preempted(Exception):
     """Raised after the checkpoint is committed; `rlvr train` prints it and exits 0."""
 
-    def __init__(self, step: int, output_dir: str):
-        super().__init__(f"rlvr: stopped by SIGTERM after step {step}, checkpoint saved in {output_dir}/checkpoints; "
+    def __init__(self, step: int, output_dir: str, signame: str = "SIGTERM"):
+        super().__init__(f"rlvr: stopped by {signame} after step {step}, checkpoint saved in {output_dir}/checkpoints; "
                          f"continue with the same command plus --set checkpoint.resume=true")
         self.step = step
 
@@ -33,26 +38,30 @@ def stop_if_requested(step: int, steps: int, output_dir: str) -> None:
     """Called at a step boundary after the checkpoint that `requested()` asked for (`step` steps done of `steps`;
     after the last one the run simply ends)."""
     if _requested.is_set() and step < steps:
-        raise Preempted(step, output_dir)
+        raise Preempted(step, output_dir, _signame[0])
 
 
-def _on_sigterm(signum, frame) -> None:
+def _on_signal(signum, frame) -> None:
     _requested.set()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    print("[rlvr] SIGTERM: saving a checkpoint at the end of this step, then stopping", flush=True)
+    _signame[0] = signal.Signals(signum).name
+    signal.signal(signum, _DEFAULTS[signum])  # a second one ends the run at once
+    again = "Ctrl-C again" if signum == signal.SIGINT else "SIGTERM again"
+    print(f"[rlvr] {_signame[0]}: saving a checkpoint at the end of this step, then stopping ({again} aborts)",
+          flush=True)
 
 
 @contextmanager
 def stop_on_sigterm():
-    """Within this block SIGTERM requests a stop at the next step boundary (main thread only: elsewhere, e.g. a
-    test runner's worker thread, signals cannot be caught and the block does nothing)."""
+    """Within this block SIGTERM or SIGINT requests a stop at the next step boundary (main thread only: elsewhere,
+    e.g. a test runner's worker thread, signals cannot be caught and the block does nothing)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _requested.clear()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in _DEFAULTS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         _requested.clear()
