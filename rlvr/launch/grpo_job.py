@@ -78,7 +78,7 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
     from rlvr.launch.cluster import Placement, connect
     from rlvr.trainer.grpo_loop import Workers, resume, run_grpo
     from rlvr.trainer.metrics import MetricsLogger
-    from rlvr.utils.preempt import stop_on_sigterm
+    from rlvr.utils.preempt import stop_on_signal
 
     model_path, tokenizer, examples, held_out = preflight(cfg)
     connect(cfg)
@@ -103,7 +103,7 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
             run_preflight(cfg, workers, tokenizer, examples)
         logger = MetricsLogger(cfg, Path(cfg.run.output_dir), start, on_step)
         try:
-            with stop_on_sigterm():
+            with stop_on_signal():
                 result = run_grpo(cfg, workers, tokenizer, sampler, logger, start, held_out)
         finally:
             logger.close()

@@ -20,7 +20,7 @@ def run_lm_job(kind: Literal["pretrain", "sft"], cfg: RunConfig, rows: list | No
     from rlvr.model_io import load_tokenizer, resolve_model_path
     from rlvr.trainer.lm_loop import lm_section, run_lm
     from rlvr.utils.checkpoint import CheckpointDir
-    from rlvr.utils.preempt import stop_on_sigterm
+    from rlvr.utils.preempt import stop_on_signal
     from rlvr.utils.run_dir import claim
 
     lm = lm_section(cfg, kind)
@@ -38,7 +38,7 @@ def run_lm_job(kind: Literal["pretrain", "sft"], cfg: RunConfig, rows: list | No
     try:
         accum = lm.batch_rows // (cfg.learner.num_actors * cfg.learner.micro_batch_size)
         learners = LearnerGroup(cfg, model_path, placement.scheduling("learner"), lm.steps, grad_accum_steps=accum)
-        with stop_on_sigterm():
+        with stop_on_signal():
             return run_lm(kind, cfg, learners, rows)
     finally:
         if learners is not None:

@@ -16,8 +16,7 @@ import signal
 import threading
 from contextlib import contextmanager
 
-_requested = threading.Event()
-_signame = ["SIGTERM"]  # the signal that asked for the stop, for the closing line
+_requested_by: str | None = None  # the signal that asked for a stop ("SIGTERM", "SIGINT"), None while none did
 _DEFAULTS = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
 
 
@@ -31,37 +30,38 @@ class Preempted(Exception):
 
 
 def requested() -> bool:
-    return _requested.is_set()
+    return _requested_by is not None
 
 
 def stop_if_requested(step: int, steps: int, output_dir: str) -> None:
     """Called at a step boundary after the checkpoint that `requested()` asked for (`step` steps done of `steps`;
     after the last one the run simply ends)."""
-    if _requested.is_set() and step < steps:
-        raise Preempted(step, output_dir, _signame[0])
+    if _requested_by is not None and step < steps:
+        raise Preempted(step, output_dir, _requested_by)
 
 
 def _on_signal(signum, frame) -> None:
-    _requested.set()
-    _signame[0] = signal.Signals(signum).name
+    global _requested_by
+    _requested_by = signal.Signals(signum).name
     signal.signal(signum, _DEFAULTS[signum])  # a second one ends the run at once
     again = "Ctrl-C again" if signum == signal.SIGINT else "SIGTERM again"
-    print(f"[rlvr] {_signame[0]}: saving a checkpoint at the end of this step, then stopping ({again} aborts)",
+    print(f"[rlvr] {_requested_by}: saving a checkpoint at the end of this step, then stopping ({again} aborts)",
           flush=True)
 
 
 @contextmanager
-def stop_on_sigterm():
+def stop_on_signal():
     """Within this block SIGTERM or SIGINT requests a stop at the next step boundary (main thread only: elsewhere,
     e.g. a test runner's worker thread, signals cannot be caught and the block does nothing)."""
+    global _requested_by
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _requested.clear()
+    _requested_by = None
     previous = {sig: signal.signal(sig, _on_signal) for sig in _DEFAULTS}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _requested.clear()
+        _requested_by = None
