@@ -62,6 +62,26 @@ evaluate() {  # evaluate NAME MODEL: greedy GSM8K test -> $R/eval/NAME.jsonl, co
     && cp $R/eval/$1.jsonl $R/eval/$1.summary.json "$OUT/"
 }
 
+evaluate_together() {  # evaluate_together NAME=MODEL...: greedy GSM8K test of several models at once (small engines
+  # side by side on the one GPU) -> $R/eval/NAME.jsonl, summaries copied to $OUT; a NAME already scored is skipped
+  local spec name model pids=""
+  for spec in "$@"; do
+    name=${spec%%=*}; model=${spec#*=}
+    [ -f $R/eval/$name.summary.json ] && continue
+    [ "$model" = none ] && { echo "evaluate_together: no model for $name"; continue; }
+    echo "=== eval $name: $model ($(date -u +%T)) ==="
+    timeout -k 20 ${EVAL_S:-420} $EVAL --model "$model" --out $R/eval/$name.jsonl \
+      --gpu-memory-utilization 0.15 --kv-cache-gb 6 > $R/eval/$name.log 2>&1 &
+    pids="$pids $!"; sleep 10
+  done
+  for pid in $pids; do wait $pid || status=1; done
+  for spec in "$@"; do
+    name=${spec%%=*}
+    tail -n 3 $R/eval/$name.log 2>/dev/null
+    [ -f $R/eval/$name.summary.json ] && cp $R/eval/$name.summary.json "$OUT/"
+  done
+}
+
 compare() {  # compare A B: paired test of B against A
   [ -f $R/eval/$1.jsonl ] && [ -f $R/eval/$2.jsonl ] || { echo "compare $1 $2: missing results"; return; }
   python3 -m rlvr eval --compare $R/eval/$1.jsonl $R/eval/$2.jsonl --out "$OUT/cmp_$2_vs_$1.json"
@@ -141,18 +161,9 @@ for s in "$@"; do
           --set sft.steps=${CGGR_STEPS:-100}
         cp $R/cggr_$sel/sft/metrics.jsonl "$OUT/cggr_${sel}_sft_metrics.jsonl"
       done
-      pids=""
-      for sel in ${CGGR_ARMS:-all entropy random}; do
-        [ -f $R/eval/cggr_$sel.summary.json ] && continue
-        timeout -k 20 ${EVAL_S:-300} $EVAL --model "$(latest_export $R/cggr_$sel/sft)" --out $R/eval/cggr_$sel.jsonl \
-          --gpu-memory-utilization 0.12 --kv-cache-gb 5 > $R/eval/cggr_$sel.log 2>&1 &
-        pids="$pids $!"; sleep 10
-      done
-      for pid in $pids; do wait $pid || status=1; done
-      for sel in ${CGGR_ARMS:-all entropy random}; do
-        tail -n 3 $R/eval/cggr_$sel.log 2>/dev/null
-        [ -f $R/eval/cggr_$sel.summary.json ] && cp $R/eval/cggr_$sel.summary.json "$OUT/"
-      done
+      evals=""
+      for sel in ${CGGR_ARMS:-all entropy random}; do evals="$evals cggr_$sel=$(latest_export $R/cggr_$sel/sft)"; done
+      evaluate_together $evals
       compare cggr_all cggr_entropy; compare cggr_all cggr_random; compare cggr_random cggr_entropy ;;
     learner)
       stage learner 300 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 140 \
@@ -237,21 +248,12 @@ for s in "$@"; do
       done ;;
     learn_eval)
       # greedy GSM8K test for base, start (SFT), GRPO and control (LEARN_EVAL picks), engines at once; paired tests
-      pids=""
+      evals=""
       for name in ${LEARN_EVAL:-base sft rl control}; do
         case $name in base) model=$M/smollm2 ;; *) model=$(latest_export $R/learn/$name) ;; esac
-        [ -f $R/eval/learn_$name.summary.json ] && continue
-        [ "$model" = none ] && { echo "learn_eval: no model for $name"; continue; }
-        echo "=== eval learn_$name: $model ($(date -u +%T)) ==="
-        timeout -k 20 ${EVAL_S:-420} $EVAL --model "$model" --out $R/eval/learn_$name.jsonl \
-          --gpu-memory-utilization 0.15 --kv-cache-gb 6 > $R/eval/learn_$name.log 2>&1 &
-        pids="$pids $!"; sleep 10
+        evals="$evals learn_$name=$model"
       done
-      for pid in $pids; do wait $pid || status=1; done
-      for name in base sft rl control; do
-        tail -n 3 $R/eval/learn_$name.log 2>/dev/null
-        [ -f $R/eval/learn_$name.summary.json ] && cp $R/eval/learn_$name.summary.json "$OUT/"
-      done
+      evaluate_together $evals
       compare learn_sft learn_rl; compare learn_sft learn_control; compare learn_base learn_sft
       compare learn_control learn_rl ;;
     *) echo "unknown stage $s"; status=1 ;;
