@@ -1,7 +1,9 @@
 """Issue 14's two GRPO arms side by side on one GPU, from one driver and one Ray cluster: the real arm and its
 control (algorithm.reward_control), same config, same prompts, same steps. Each arm is an ordinary `rlvr train`
 GRPO job (`run_grpo_job`) in its own thread with its own placement group and output directory; with
-checkpoint.resume in the config, a later call continues both where their newest checkpoints are.
+checkpoint.resume in the config, a later call continues both where their newest checkpoints are. A first SIGINT
+or SIGTERM (the GPU scripts' deadline) stops both arms at their next step boundary after a checkpoint, as it does
+for one `rlvr train`: the stop flag is process-wide, and only this main thread can catch the signal.
 
 A 135M model keeps an H100 mostly idle (launch-bound), so two arms at once take about the wall time of one.
 
@@ -22,6 +24,7 @@ def main() -> int:
     from rlvr.config import load_config
     from rlvr.launch.cluster import connect
     from rlvr.launch.grpo_job import run_grpo_job
+    from rlvr.utils.preempt import Preempted, stop_on_signal
 
     p = argparse.ArgumentParser()
     p.add_argument("config")
@@ -42,6 +45,8 @@ def main() -> int:
         try:
             run_grpo_job(cfg)
             print(f"[arms] {name} finished in {time.perf_counter() - t0:.0f} s", flush=True)
+        except Preempted as exc:  # a checkpoint was saved: the next call resumes it
+            print(f"[arms] {name}: {exc}", flush=True)
         except BaseException:  # report and let the other arm go on; the exit code says it failed
             traceback.print_exc()
             failed.append(name)
@@ -52,11 +57,13 @@ def main() -> int:
         print(f"[arms] failed: {failed}" if failed else "[arms] all finished", flush=True)
         return 1 if failed else 0
     threads = [threading.Thread(target=run, args=arm, name=arm[0], daemon=True) for arm in arms]
-    for t in threads:
-        t.start()
-        time.sleep(20)  # stagger the engines' start-up (vLLM checks free GPU memory when it starts)
-    for t in threads:
-        t.join()
+    with stop_on_signal():
+        for t in threads:
+            t.start()
+            time.sleep(20)  # stagger the engines' start-up (vLLM checks free GPU memory when it starts)
+        for t in threads:
+            while t.is_alive():  # join with a timeout: a bare join would hold off the signal handler
+                t.join(timeout=1.0)
     print(f"[arms] failed: {failed}" if failed else "[arms] all finished", flush=True)
     return 1 if failed else 0
 

@@ -5,7 +5,7 @@
 # Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
 # Issue 20 (one H100):             install prepare matrix   (WORKLOADS=W2, then W3, then W1: one call each)
-# Issues 15, 16, 17:                install prepare_smollm2 tis_grpo | lora | cggr
+# Issues 15, 16, 17:                install prepare_smollm2 tis_grpo | lora | cggr (= cggr_sft cggr_eval)
 # Learner alone, bare image:        learner_packed   (no install stage needed: plain torch + transformers)
 # Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
@@ -149,22 +149,27 @@ for s in "$@"; do
         --set run.output_dir=$R/lora_grpo --set model.path=$M/smollm2 --set learner.lora.r=16 \
         --set learner.lr=${LORA_LR:-1e-4} ${LORA_SET:-}
       cp $R/lora_grpo/metrics.jsonl "$OUT/lora_grpo_metrics.jsonl" ;;
-    cggr)
+    cggr|cggr_sft|cggr_eval)
       # issue 17: SFT of SmolLM2 on GSM8K train keeping every token, the 20% of highest entropy, or a random 20%
       # (one after another, so their step times are comparable); then the greedy GSM8K test of the three at once
-      # (small engines side by side); paired tests against "all" and random
-      for sel in ${CGGR_ARMS:-all entropy random}; do
+      # (small engines side by side); paired tests against "all" and random. CGGR_FROM_LEARN=1: the arms use
+      # learn_sft's data and steps, and learn_sft itself is the "all" arm (trained and scored once, for both issues)
+      arms=${CGGR_ARMS:-all entropy random} data=.gpudata/gsm8k/sft_train.jsonl ref=cggr_all
+      if [ -n "${CGGR_FROM_LEARN:-}" ]; then arms=${CGGR_ARMS:-entropy random} data=$R/learn/sft_train.jsonl ref=learn_sft; fi
+      for sel in $arms; do
+        [ $s = cggr_eval ] && break
         keep=0.2; [ "$sel" = all ] && keep=1.0
         [ "$(latest_export $R/cggr_$sel/sft)" = none ] && quiet cggr_sft_$sel 240 python3 -m rlvr train \
           configs/gpu_smollm2_gsm8k_sft.yaml --set run.output_dir=$R/cggr_$sel --set model.path=$M/smollm2 \
           --set learner.token_selection.strategy=$sel --set learner.token_selection.keep_fraction=$keep \
-          --set sft.steps=${CGGR_STEPS:-100}
+          --set sft.path=$data --set sft.steps=${CGGR_STEPS:-100}
         cp $R/cggr_$sel/sft/metrics.jsonl "$OUT/cggr_${sel}_sft_metrics.jsonl"
       done
+      [ $s = cggr_sft ] && continue
       evals=""
-      for sel in ${CGGR_ARMS:-all entropy random}; do evals="$evals cggr_$sel=$(latest_export $R/cggr_$sel/sft)"; done
+      for sel in $arms; do evals="$evals cggr_$sel=$(latest_export $R/cggr_$sel/sft)"; done
       evaluate_together $evals
-      compare cggr_all cggr_entropy; compare cggr_all cggr_random; compare cggr_random cggr_entropy ;;
+      compare $ref cggr_entropy; compare $ref cggr_random; compare cggr_random cggr_entropy ;;
     learner)
       stage learner 300 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 140 \
         --out "$OUT/learner.json" ;;
