@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import string
+import tempfile
 from pathlib import Path
 
 import torch
@@ -78,7 +80,10 @@ def convert_gguf(gguf: Path, out_dir: Path, dtype: str) -> Path:
 
     if (out_dir / "config.json").exists():
         return out_dir
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    # a directory of our own: two runs starting at once on a fresh machine (two GRPO arms, a parallel test suite)
+    # each convert, and the first to finish wins
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".tmp", dir=out_dir.parent))
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=DTYPES[dtype])
     # A GGUF load marks the (already dequantised) model as quantised, and transformers then refuses to save it and
     # trainers refuse to train it: move the weights into a fresh model built from the config without that mark.
@@ -93,7 +98,12 @@ def convert_gguf(gguf: Path, out_dir: Path, dtype: str) -> Path:
     config_json = json.loads(cfg_path.read_text())
     config_json.pop("quantization_config", None)
     cfg_path.write_text(json.dumps(config_json, indent=2))
-    os.replace(tmp, out_dir)  # atomic: a crash mid-conversion never leaves a half directory behind
+    try:
+        os.replace(tmp, out_dir)  # atomic: a crash mid-conversion never leaves a half directory behind
+    except OSError:  # another process's conversion landed first (a non-empty target is never replaced)
+        if not (out_dir / "config.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

