@@ -10,6 +10,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -42,7 +43,16 @@ def wait_for_http(url: str, deadline_s: float) -> None:
 
 
 @contextlib.contextmanager
-def ray_head(temp_dir: Path, num_cpus: int = 4, env: dict[str, str] | None = None, log=subprocess.DEVNULL):
+def ray_head(num_cpus: int = 4, env: dict[str, str] | None = None, log=subprocess.DEVNULL):
+    # a short temp dir of our own: Ray's sockets live under it and a Unix socket path has at most 107 bytes, which
+    # pytest's tmp paths (longer under pytest-xdist) plus Ray's session name exceed; the raylet then never starts
+    with tempfile.TemporaryDirectory(prefix="rh", dir="/tmp", ignore_cleanup_errors=True) as temp_dir:
+        with _ray_head(Path(temp_dir), num_cpus, env, log) as head:
+            yield head
+
+
+@contextlib.contextmanager
+def _ray_head(temp_dir: Path, num_cpus: int, env: dict[str, str] | None, log):
     ports = {name: free_port() for name in ("port", "dashboard-port", "metrics-export-port",
                                             "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                                             "runtime-env-agent-port", "ray-client-server-port",

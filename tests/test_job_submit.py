@@ -16,11 +16,11 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # own Ray clusters: one at a time under -n 2
 
 
-def test_job_submit_runs_to_success(tmp_path_factory, tmp_path):
+def test_job_submit_runs_to_success(tmp_path):
     out = tmp_path / "run"
     # Ray 2.60 turns token auth on for `ray start --head`; the CLI client must be told to send the token.
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ADDRESS": ""}
-    with ray_head(tmp_path_factory.mktemp("rayhead")) as head:
+    with ray_head() as head:
         cmd = [str(VENV_BIN / "ray"), "job", "submit", f"--address={head.dashboard}", "--working-dir", str(REPO),
                "--", sys.executable, "-m", "rlvr", "train", "configs/tiny.yaml",
                "--set", "run.steps=3", "--set", f"run.output_dir={out}"]

@@ -27,9 +27,9 @@ EXPORTED = ("reward/mean", "reward/verdict_correct", "learner/pg_loss", "learner
 
 
 @pytest.fixture
-def metrics_head(tmp_path_factory):
+def metrics_head():
     """A head with a metrics export port; Ray's metrics are flushed every second instead of every ten."""
-    with ray_head(tmp_path_factory.mktemp("rayhead"), env={"RAY_metrics_report_interval_ms": "1000"}) as head:
+    with ray_head(env={"RAY_metrics_report_interval_ms": "1000"}) as head:
         yield head.dashboard, head.metrics_url
 
 
