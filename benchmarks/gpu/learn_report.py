@@ -102,7 +102,9 @@ def main() -> None:
         runs = {arm: d / f"{args.prefix}-gsm8k-{arm}-metrics.jsonl" for arm in ("rl", "control")}
         runs = {k: v for k, v in runs.items() if v.is_file()}
         if runs:
-            print(plot_runs(runs, Path(args.png), "SmolLM2-135M on GSM8K: GRPO vs random-reward control (12 updates each)"))
+            updates = max(sum(1 for line in path.read_text().splitlines() if line.strip()) for path in runs.values())
+            title = f"SmolLM2-135M, GSM8K: GRPO vs random-reward control, {updates} updates"
+            print(plot_runs(runs, Path(args.png), title))
 
 
 if __name__ == "__main__":
