@@ -60,8 +60,8 @@ def pytest_runtest_setup(item):
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
     # Under the README's `-n 2 --dist loadgroup` every file stays on one worker (its module fixtures are built once),
-    # except that files marked xdist_group("cluster") share one: each starts Ray clusters of its own (`ray start`,
-    # simulated nodes), and two of those starting at once on 2 cores time out.
+    # except that files marked xdist_group("cluster") share one: each starts whole Ray clusters of its own (`ray
+    # start`, simulated nodes), the heaviest load in the suite, and one at a time leaves the other core to the rest.
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.path.name))

@@ -23,7 +23,7 @@ from rlvr.cli import main as rlvr_main
 from tests import rl_runs
 from tests.conftest import tiny_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # own Ray clusters: one at a time under -n 2
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # starts Ray clusters: one worker runs all such files (conftest.py)
 
 STEPS = 60
 # as small as a GRPO step gets: one actor per role, 2 prompts x 2 samples of 4 tokens; no periodic checkpoint, so

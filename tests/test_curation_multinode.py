@@ -15,7 +15,7 @@ from rlvr.config import CurateSection
 from tests.test_curation import DATA, corpus, needs_data
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # own Ray clusters: one at a time under -n 2
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # starts Ray clusters: one worker runs all such files (conftest.py)
 
 
 @needs_data

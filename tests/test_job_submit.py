@@ -13,7 +13,7 @@ import pytest
 from tests.ray_head import VENV_BIN, ray_head
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # own Ray clusters: one at a time under -n 2
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # starts Ray clusters: one worker runs all such files (conftest.py)
 
 
 def test_job_submit_runs_to_success(tmp_path):

@@ -19,7 +19,7 @@ from tests import rl_runs
 from tests.ray_head import ray_head
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # own Ray clusters: one at a time under -n 2
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # starts Ray clusters: one worker runs all such files (conftest.py)
 
 EXPORTED = ("reward/mean", "reward/verdict_correct", "learner/pg_loss", "learner/entropy", "learner/clip_fraction",
             "response/length_mean", "time/rollout_s", "time/reward_s", "time/learn_s", "time/weight_sync_s",

@@ -19,6 +19,8 @@ from rlvr.launch.cluster import check_packing
 from rlvr.launch.layout import SearchTooLarge, assign_bundles, broadcast_layout, check_tensor_parallel_model
 from rlvr.rollout.worker import vllm_engine_options
 
+pytestmark = pytest.mark.xdist_group("cluster")  # the `simulated` Ray cluster: one worker runs all such files (conftest.py)
+
 REPO = Path(__file__).resolve().parent.parent
 NCCL_PRESET = REPO / "configs/gpu_smollm2_grpo_nccl.yaml"
 TP2 = ["rollout.tensor_parallel_size=2", "rollout.resources.num_gpus=2"]
@@ -146,7 +148,6 @@ def check_common(sim: dict, layout: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("cluster")  # `simulated`: one multi-node cluster, one worker under -n 2
 def test_learner_and_vllm_on_separate_gpus(simulated):
     layout = simulated["layouts"]["learner1_vllm1"]
     check_common(simulated, layout)
@@ -154,7 +155,6 @@ def test_learner_and_vllm_on_separate_gpus(simulated):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("cluster")  # `simulated`: one multi-node cluster, one worker under -n 2
 def test_four_learners_and_a_tensor_parallel_engine(simulated):
     layout = simulated["layouts"]["dp4_tp2"]
     check_common(simulated, layout)
@@ -164,7 +164,6 @@ def test_four_learners_and_a_tensor_parallel_engine(simulated):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("cluster")  # `simulated`: one multi-node cluster, one worker under -n 2
 def test_eight_gpus_of_two_nodes_all_used(simulated):
     layout = simulated["layouts"]["w3_8gpu"]
     check_common(simulated, layout)
@@ -173,7 +172,6 @@ def test_eight_gpus_of_two_nodes_all_used(simulated):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("cluster")  # `simulated`: one multi-node cluster, one worker under -n 2
 @pytest.mark.parametrize("case, needle", [
     ("too_many_gpus", "the run needs 9 GPU in all"),
     ("tp_beyond_node", "tensor_parallel_size=8 needs 8 GPUs on one node"),
