@@ -23,7 +23,8 @@ from rlvr.cli import main as rlvr_main
 from tests import rl_runs
 from tests.conftest import tiny_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # starts Ray clusters: one worker runs all such files (conftest.py)
+# starts Ray clusters: one pytest-xdist worker runs all such files (tests/conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
 STEPS = 60
 # as small as a GRPO step gets: one actor per role, 2 prompts x 2 samples of 4 tokens; no periodic checkpoint, so

@@ -15,7 +15,8 @@ from rlvr.config import CurateSection
 from tests.test_curation import DATA, corpus, needs_data
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # starts Ray clusters: one worker runs all such files (conftest.py)
+# starts Ray clusters: one pytest-xdist worker runs all such files (tests/conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
 
 @needs_data

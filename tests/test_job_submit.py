@@ -13,7 +13,8 @@ import pytest
 from tests.ray_head import VENV_BIN, ray_head
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # starts Ray clusters: one worker runs all such files (conftest.py)
+# starts Ray clusters: one pytest-xdist worker runs all such files (tests/conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
 
 def test_job_submit_runs_to_success(tmp_path):

@@ -19,7 +19,8 @@ from tests import rl_runs
 from tests.ray_head import ray_head
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # starts Ray clusters: one worker runs all such files (conftest.py)
+# starts Ray clusters: one pytest-xdist worker runs all such files (tests/conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
 EXPORTED = ("reward/mean", "reward/verdict_correct", "learner/pg_loss", "learner/entropy", "learner/clip_fraction",
             "response/length_mean", "time/rollout_s", "time/reward_s", "time/learn_s", "time/weight_sync_s",

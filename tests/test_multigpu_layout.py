@@ -19,7 +19,8 @@ from rlvr.launch.cluster import check_packing
 from rlvr.launch.layout import SearchTooLarge, assign_bundles, broadcast_layout, check_tensor_parallel_model
 from rlvr.rollout.worker import vllm_engine_options
 
-pytestmark = pytest.mark.xdist_group("cluster")  # the `simulated` Ray cluster: one worker runs all such files (conftest.py)
+# the `simulated` Ray cluster: one pytest-xdist worker runs all such files (tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("cluster")
 
 REPO = Path(__file__).resolve().parent.parent
 NCCL_PRESET = REPO / "configs/gpu_smollm2_grpo_nccl.yaml"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # starts Ray clusters: one worker runs all such files (conftest.py)
+# starts Ray clusters: one pytest-xdist worker runs all such files (tests/conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
 
 def test_roles_land_on_the_nodes_the_config_names(tiny_model_dir, tmp_path):
