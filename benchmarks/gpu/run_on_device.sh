@@ -11,6 +11,7 @@
 # Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
 # Issue 14 (one H100, resumable):   prepare_smollm2 learn_sft learn_passrate [learn_rft] learn_arms learn_eval
+#   with issue 17's GRPO arms beside: LEARN_CGGR=1 learn_arms, LEARN_EVAL="base sft rl control entropy random"
 # install: the wheelhouse parts already moved to /root/wh (../shared/gpu/README.md); prepare: both models into
 # /root/models (once per machine); the GSM8K files come carried in .gpudata/ (benchmarks/gpu/prepare_gsm8k.py).
 # Results go to $OUT (what comes back; at most 8 files a call), runs and eval files to /root/runs (kept while the
@@ -263,12 +264,19 @@ for s in "$@"; do
       # GRPO on the pass-rate band and its random-reward control, side by side on the GPU; SIGINT at the deadline,
       # checkpoint.resume continues both in the next call. START: the model both start from (default: SFT);
       # ARMS_ARGS: more options ("--set run.steps=20", "--sequential").
-      START=${START:-$(latest_export $R/learn/sft)}
+      # LEARN_CGGR=1 adds issue 17's arms beside them: the loss on the 20% highest-entropy or a random 20% of the
+      # completion tokens (rl is their "all" arm); then ARMS_ARGS must fit four arms on the GPU (kv_cache_gb etc.).
+      START=${START:-$(latest_export $R/learn/sft)} arms="rl control" gpus=0.25 more=""
+      if [ -n "${LEARN_CGGR:-}" ]; then
+        arms="rl control entropy random" gpus=0.12
+        sel="learner.token_selection.keep_fraction=0.2,learner.token_selection.strategy"
+        more="--arm entropy:$R/learn/entropy:$sel=entropy --arm random:$R/learn/random:$sel=random"
+      fi
       quiet learn_arms "-s INT ${ARMS_S:-540}" python3 benchmarks/gpu/run_arms.py configs/gpu_smollm2_gsm8k_rl.yaml \
-        --arm rl:$R/learn/rl --arm control:$R/learn/control:algorithm.reward_control=random \
+        --arm rl:$R/learn/rl --arm control:$R/learn/control:algorithm.reward_control=random $more \
         --set "model.path=$START" --set data.passrate_filter.path=$R/learn/passrate.jsonl \
-        --set learner.resources.num_gpus=0.25 --set rollout.resources.num_gpus=0.25 ${ARMS_ARGS:-}
-      for a in rl control; do
+        --set learner.resources.num_gpus=$gpus --set rollout.resources.num_gpus=$gpus ${ARMS_ARGS:-}
+      for a in $arms; do
         cp $R/learn/$a/metrics.jsonl "$OUT/learn_${a}_metrics.jsonl"
         [ -f $R/learn/$a/learning_curve.png ] && cp $R/learn/$a/learning_curve.png "$OUT/learn_${a}_curve.png"
       done ;;
@@ -281,7 +289,9 @@ for s in "$@"; do
       done
       evaluate_together $evals
       compare learn_sft learn_rl; compare learn_sft learn_control; compare learn_base learn_sft
-      compare learn_control learn_rl ;;
+      compare learn_control learn_rl
+      case " ${LEARN_EVAL:-} " in *" entropy "*)  # issue 17's GRPO arms (LEARN_CGGR=1), rl being "all"
+        compare learn_rl learn_entropy; compare learn_rl learn_random; compare learn_random learn_entropy ;; esac ;;
     *) echo "unknown stage $s"; status=1 ;;
   esac
 done
