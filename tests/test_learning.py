@@ -188,6 +188,37 @@ def test_passrate_map_resumes_and_feeds_the_band_filter(ray_cluster, tiny_model_
     assert {prompt_id(ex.prompt) for ex in kept} == mixed
 
 
+@pytest.mark.slow
+def test_passrate_stopped_by_sigint_keeps_its_lines_and_writes_a_partial_summary(ray_cluster, tiny_model_dir,
+                                                                                 tmp_path, monkeypatch, capsys):
+    """A deadline's SIGINT (KeyboardInterrupt) in the middle of the second batch: the lines written stay, the
+    summary covers exactly them and says the map is incomplete, and the exit code is 130 (the same command then
+    measures only the rest: test_passrate_map_resumes_and_feeds_the_band_filter)."""
+    import yaml
+
+    from rlvr.config import parse_overrides
+    from rlvr.launch import passrate_cli
+
+    out, preset = tmp_path / "map.jsonl", tmp_path / "tiny.yaml"
+    preset.write_text(yaml.safe_dump(parse_overrides(tiny_sets(tiny_model_dir, tmp_path))))
+    real, calls = passrate_cli.passrate_record, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 7:  # the 7th prompt: inside the second batch of 4
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(passrate_cli, "passrate_record", interrupted)
+    argv = [str(preset), "--k", "2", "--out", str(out), "--prompts", "12", "--set", "passrate.batch_prompts=4"]
+    assert passrate_cli.main(argv) == 130
+    lines = out.read_text().splitlines()
+    assert len(lines) == 6  # 4 of the first batch, 2 of the second
+    summary = json.loads((tmp_path / "map.summary.json").read_text())
+    assert summary["prompts"] == 6 and summary["requested"] == 12 and summary["complete"] is False
+    assert "stopped with 6 of 12 prompts measured" in capsys.readouterr().out
+
+
 def tiny_sets(model_dir: str, out: Path) -> list[str]:
     return [f"model.path={model_dir}", f"run.output_dir={out}", "data.source=word_problems", "data.num_examples=64",
             "rollout.max_new_tokens=6", "rollout.num_actors=1", "rewards.num_workers=1",

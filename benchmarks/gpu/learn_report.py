@@ -1,10 +1,10 @@
 """Issue 14's tables from the files a device run brought back: eval summaries, paired comparisons, GRPO metrics and
-the pass-rate summary, as markdown (docs/results.md), and both arms' learning curves in one PNG.
+the pass-rate summary, as markdown (docs/results.md), and the arms' learning curves in one PNG.
 
     python benchmarks/gpu/learn_report.py DIR --prefix 2026-11-25-h100 [--png docs/learning_curves_gsm8k.png]
 
 DIR holds PREFIX-gsm8k-eval-{base,sft,rl,control}.summary.json, PREFIX-gsm8k-cmp-*.json,
-PREFIX-gsm8k-{rl,control}-metrics.jsonl and PREFIX-gsm8k-passrate.summary.json (missing ones are skipped).
+PREFIX-gsm8k-{rl,control[,entropy,random]}-metrics.jsonl and PREFIX-gsm8k-passrate.summary.json (missing ones are skipped).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 MODELS = [("base", "SmolLM2-135M-Instruct"), ("sft", "+ SFT (the RL start)"), ("rl", "+ GRPO (on-policy, G = 16)"),
           ("control", "+ GRPO, random-reward control")]
+ARMS = ("rl", "control", "entropy", "random")  # entropy, random: issue 17's token-selection arms, when run
 COMPARISONS = [("rl-vs-start", "GRPO vs start"), ("control-vs-start", "control vs start"),
                ("start-vs-base", "start vs base"), ("rl-vs-control", "GRPO vs control")]
 
@@ -62,9 +63,9 @@ def comparison_rows(d: Path, prefix: str) -> list[str]:
 
 
 def arm_rows(d: Path, prefix: str, per_step: int) -> list[str]:
-    out = ["| arm | steps | rollouts | on-policy reward, first 5 / last 5 steps | held-out (train items) "
-           "greedy accuracy, before -> last | median step s |", "|---|---|---|---|---|---|"]
-    for arm in ("rl", "control"):
+    out = ["| arm | steps | rollouts sampled (trained) | on-policy reward, first 5 / last 5 steps | held-out (train "
+           "items) greedy accuracy, before -> last (peak) | median step s |", "|---|---|---|---|---|---|"]
+    for arm in ARMS:
         path = d / f"{prefix}-gsm8k-{arm}-metrics.jsonl"
         if not path.is_file():
             continue
@@ -75,8 +76,10 @@ def arm_rows(d: Path, prefix: str, per_step: int) -> list[str]:
         before = next((r["eval/heldout_accuracy_before"] for r in rows if "eval/heldout_accuracy_before" in r), None)
         curve = [r["eval/heldout_accuracy"] for r in rows if "eval/heldout_accuracy" in r]
         steps = sorted(r["time/step_s"] for r in rows)
-        held = f"{pct(before)}% -> {pct(curve[-1])}%" if before is not None and curve else "n/a"
-        out.append(f"| {arm} | {len(rows)} | {len(rows) * per_step:,} | {first:.3f} / {last:.3f} | {held} | "
+        held = f"{pct(before)}% -> {pct(curve[-1])}% ({pct(max(curve))}%)" if before is not None and curve else "n/a"
+        # a step with drop_zero_variance_groups rolls out 1 + refill_draws batches and trains on one
+        sampled = sum(per_step * (1 + int(r.get("groups/refill_draws", 0))) for r in rows)
+        out.append(f"| {arm} | {len(rows)} | {sampled:,} ({len(rows) * per_step:,}) | {first:.3f} / {last:.3f} | {held} | "
                    f"{steps[len(steps) // 2]:.1f} |")
     return out
 
@@ -99,11 +102,12 @@ def main() -> None:
     if args.png:
         from rlvr.trainer.curve import plot_runs
 
-        runs = {arm: d / f"{args.prefix}-gsm8k-{arm}-metrics.jsonl" for arm in ("rl", "control")}
+        runs = {arm: d / f"{args.prefix}-gsm8k-{arm}-metrics.jsonl" for arm in ARMS}
         runs = {k: v for k, v in runs.items() if v.is_file()}
         if runs:
             updates = max(sum(1 for line in path.read_text().splitlines() if line.strip()) for path in runs.values())
-            title = f"SmolLM2-135M, GSM8K: GRPO vs random-reward control, {updates} updates"
+            arms = "GRPO vs random-reward control" if len(runs) <= 2 else f"{len(runs)} GRPO arms"
+            title = f"SmolLM2-135M, GSM8K: {arms}, {updates} updates"
             print(plot_runs(runs, Path(args.png), title))
 
 

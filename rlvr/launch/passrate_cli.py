@@ -3,7 +3,8 @@ on its rollout workers (transformers on CPU, vLLM on GPU), score them with its r
 per prompt to a pass-rate map (rlvr.data.passrate); print and save the histogram.
 
 The map is appended batch by batch and prompts already in it are skipped, so an interrupted measurement continues
-where it stopped (a GPU call of at most 10 minutes can be repeated). The training prompts are those GRPO would see
+where it stopped (a GPU call of at most 10 minutes can be repeated). Stopped by SIGINT (a deadline), it still
+writes the summary of the prompts measured so far, marked incomplete, and exits with 130. The training prompts are those GRPO would see
 (data, less the learning curve's held-out slice), before any pass-rate filter.
 """
 
@@ -63,7 +64,7 @@ def measure(cfg: RunConfig, workers, tokenizer, examples: list[Example], k: int,
             f.flush()
             print(f"[rlvr] passrate: {min(n * batch_prompts, len(todo))}/{len(todo)} prompts, "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
-    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    return read_records(out)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -86,11 +87,25 @@ def main(argv: list[str]) -> int:
     out = Path(cfg.passrate.out or Path(cfg.run.output_dir) / "passrate.jsonl")
     examples, _ = training_examples(cfg, filtered=False)
     examples = examples[: cfg.passrate.prompts]
-    records = run_passrate_job(cfg, examples, out)
-    summary = histogram(records)
+    try:
+        records, stopped = run_passrate_job(cfg, examples, out), False
+    except KeyboardInterrupt:  # a deadline's SIGINT: every flushed line stays, and the summary covers them
+        records, stopped = read_records(out), True
+    if not records:
+        print(f"rlvr passrate: stopped before any prompt was measured ({out} is empty)", flush=True)
+        return 130
+    summary = {**histogram(records), "requested": len(examples), "complete": not stopped}
     out.with_name(out.name.removesuffix(".jsonl") + ".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(format_histogram(summary), flush=True)
+    if stopped:
+        print(f"rlvr passrate: stopped with {len(records)} of {len(examples)} prompts measured; the same command "
+              "continues the map", flush=True)
+        return 130
     return 0
+
+
+def read_records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
 
 
 def run_passrate_job(cfg: RunConfig, examples: list[Example], out: Path) -> list[dict]:
