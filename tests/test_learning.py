@@ -49,6 +49,43 @@ def test_band_and_edge_filters_keep_the_band_by_prompt_text():
     assert [ex.reference for ex in edge_filter(rates, repeats=3)(exs)] == ["1"] * 3 + ["2"] * 4 + ["3"] * 3
 
 
+def test_refreshing_sampler_drops_prompts_that_leave_the_band_and_resumes_exactly(tmp_path):
+    """Each observed group re-measures its prompt: a prompt out of the band for `patience` groups in a row is never
+    drawn again (an in-band group resets the streak); the state restores to the very next batch; the refreshed
+    map replaces the measured prompts' lines; a band with nothing left stops with one line naming the option."""
+    from rlvr.data.passrate_refresh import RefreshingSampler
+
+    exs = examples(6)
+    s = RefreshingSampler(exs, seed=3, above=0.0, below=1.0, patience=2)
+    q = [ex.prompt for ex in exs]
+    s.observe(q[0], [1, 1, 1, 1])  # always solved once: still drawn (patience 2)
+    assert s.metrics()["data/band_prompts"] == 6
+    s.observe(q[0], [1, 1, 1, 1])  # twice in a row: dropped
+    s.observe(q[1], [0, 0, 0, 0])
+    s.observe(q[1], [1, 0, 0, 0])  # back in the band: the streak restarts
+    s.observe(q[1], [0, 0, 0, 0])
+    s.observe(q[2], [0, 0, 0, 0])
+    s.observe(q[2], [0, 0, 0, 0])  # stayed never solved: dropped
+    assert s.metrics() == {"data/band_prompts": 4.0, "data/dropped_solved": 1.0, "data/dropped_unsolved": 1.0}
+    s.next_batch(5)
+    state = json.loads(json.dumps(s.state_dict()))  # what a checkpoint stores
+    drawn = s.next_batch(40)
+    assert {ex.reference for ex in drawn} == {"1", "3", "4", "5"}  # 0 and 2 never again, the others each epoch
+    restored = RefreshingSampler(exs, seed=3, above=0.0, below=1.0, patience=2)
+    restored.load_state_dict(state)
+    assert restored.next_batch(40) == drawn
+    original = tmp_path / "map.jsonl"
+    original.write_text("".join(json.dumps(passrate_record(p, [1, 0])) + "\n" for p in q))
+    rows = [json.loads(line) for line in s.write_map(original, tmp_path).read_text().splitlines()]
+    assert [r["pass_rate"] for r in rows] == [1.0, 0.0, 0.0, 0.5, 0.5, 0.5] and rows[0]["k"] == 4
+    for p in q[3:]:
+        s.observe(p, [1, 1])
+        s.observe(p, [1, 1])
+    s.observe(q[1], [0, 0])
+    with pytest.raises(RuntimeError, match="refresh dropped every prompt of the band .4 became always solved, 2 stay"):
+        s.next_batch(1)
+
+
 def test_map_file_round_trip_histogram_and_bad_lines(tmp_path):
     recs = [passrate_record(f"q{i}", rewards) for i, rewards in
             enumerate([[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]])]
@@ -230,7 +267,8 @@ def tiny_sets(model_dir: str, out: Path) -> list[str]:
 def test_grpo_logs_a_learning_curve_and_trains_on_control_rewards(ray_cluster, tiny_model_dir, tmp_path):
     """curve.every_steps=2 over 3 steps: a point before training, after 2 and after the last; the PNG is written.
     reward_control=random: the rewards trained on are redrawn (their mean leaves the true one), the logged
-    on-policy reward stays the true one. The pass-rate filter limits the prompts to the 10 in the map."""
+    on-policy reward stays the true one. The pass-rate filter limits the prompts to the 10 in the map, and its
+    refresh drops those that leave the band by their true rewards."""
     from rlvr.launch.grpo_job import run_grpo_job, training_examples
 
     sets = tiny_sets(tiny_model_dir, tmp_path) + ["run.steps=3", "curve.every_steps=2", "curve.num_examples=16",
@@ -239,7 +277,8 @@ def test_grpo_logs_a_learning_curve_and_trains_on_control_rewards(ray_cluster, t
     prompts, _ = training_examples(load_config(None, sets))
     (tmp_path / "map.jsonl").write_text("".join(json.dumps(passrate_record(ex.prompt, [1, 0])) + "\n"
                                                 for ex in prompts[:10]))
-    cfg = load_config(None, sets + [f"data.passrate_filter={{path: {tmp_path / 'map.jsonl'}}}"])
+    band = f"data.passrate_filter={{path: {tmp_path / 'map.jsonl'}, refresh: true, refresh_patience: 2}}"
+    cfg = load_config(None, sets + [band])
     assert len(training_examples(cfg)[0]) == 10
     run_grpo_job(cfg)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -248,6 +287,20 @@ def test_grpo_logs_a_learning_curve_and_trains_on_control_rewards(ray_cluster, t
     assert all(0 <= rows[i]["eval/heldout_accuracy"] <= 1 and rows[i]["eval/heldout_n"] == 16 for i in (1, 2))
     assert any(abs(r["reward/trained_mean"] - r["reward/mean"]) > 1e-6 for r in rows), "control rewards unused"
     assert (tmp_path / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the refresh, on the true rewards (not the control's): 24 draws over 10 prompts measure each at least twice,
+    # so every always-right and always-wrong prompt (keyed_reward) has left the band by the end
+    digits = [int(prompt_id(ex.prompt)[-1], 16) for ex in prompts[:10]]
+    solved, unsolved = sum(d < 4 for d in digits), sum(4 <= d < 8 for d in digits)
+    assert solved + unsolved > 0
+    last = rows[-1]
+    assert last["data/dropped_solved"] >= solved and last["data/dropped_unsolved"] >= unsolved
+    assert last["data/band_prompts"] == 10 - last["data/dropped_solved"] - last["data/dropped_unsolved"]
+    assert [r["data/band_prompts"] for r in rows] == sorted((r["data/band_prompts"] for r in rows), reverse=True)
+    refreshed = {r["id"]: r for r in map(json.loads, (tmp_path / "passrate_refreshed.jsonl").read_text().splitlines())}
+    assert len(refreshed) == 10
+    for ex, d in zip(prompts[:10], digits):
+        r = refreshed[prompt_id(ex.prompt)]
+        assert r["k"] == 4 and r["pass_rate"] == (1.0 if d < 4 else 0.0 if d < 8 else r["pass_rate"]), (d, r)
 
 
 @pytest.mark.slow

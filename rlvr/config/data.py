@@ -24,6 +24,11 @@ class PassRateFilter(_Section):
     edge_repeats: int = Field(3, ge=0, le=16)
     unmeasured: Literal["drop", "keep"] = "drop"
     """Prompts the map has no line for (a map measured on a subset)."""
+    refresh: bool = False
+    """GRPO: each sampled group re-measures its prompt's pass rate under the current policy; a prompt whose last
+    refresh_patience groups fell outside the band is no longer drawn, and OUTPUT_DIR/passrate_refreshed.jsonl holds
+    the refreshed map (rlvr.data.passrate_refresh)."""
+    refresh_patience: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _band_not_empty(self) -> PassRateFilter:

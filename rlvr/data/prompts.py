@@ -60,8 +60,15 @@ def load_examples(cfg: DataSection, seed: int) -> list[Example]:
     return filter_examples(source_examples(cfg, seed), cfg.filters, "the GRPO prompts")
 
 
-# A prompt sampler is the generic resumable epoch sampler over Examples.
-PromptSampler = EpochSampler
+class PromptSampler(EpochSampler[Example]):
+    """The resumable epoch sampler over a run's prompts. GRPO reports each sampled group's rewards to it
+    (`observe`); this one ignores them, a refreshing one (rlvr.data.passrate_refresh) drops prompts by them."""
+
+    def observe(self, prompt: str, rewards: Sequence[float]) -> None:
+        pass
+
+    def metrics(self) -> dict[str, float]:
+        return {}
 
 
 def render_prompt(tokenizer, cfg: DataSection, prompt: str) -> list[int]:

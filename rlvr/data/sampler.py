@@ -1,5 +1,6 @@
 """Shuffled epochs over a fixed list, resumable exactly: the state is (epoch, offset) and each epoch's order is a
-pure function of (seed, epoch), so a restored sampler continues with the very next item."""
+pure function of (seed, epoch), so a restored sampler continues with the very next item. A subclass may skip items
+(`_skip`); the skipped ones still advance the offset, so the order stays a function of (seed, epoch)."""
 
 from __future__ import annotations
 
@@ -25,14 +26,26 @@ class EpochSampler(Generic[T]):
         return order
 
     def next_batch(self, k: int) -> list[T]:
-        batch = []
+        batch, skipped = [], 0
         while len(batch) < k:
             if self.offset == len(self._order):
                 self.epoch, self.offset = self.epoch + 1, 0
                 self._order = self._shuffled(self.epoch)
-            batch.append(self.items[self._order[self.offset]])
+            item = self.items[self._order[self.offset]]
             self.offset += 1
+            if not self._skip(item):
+                batch.append(item)
+                skipped = 0
+            elif (skipped := skipped + 1) > len(self.items):  # a whole epoch and more skipped: nothing is left
+                self._exhausted()
         return batch
+
+    def _skip(self, item: T) -> bool:
+        """Subclasses drop items from sampling here (decided from their own, checkpointed state)."""
+        return False
+
+    def _exhausted(self) -> None:
+        raise RuntimeError("every item of the sampler is skipped: nothing left to sample")
 
     @property
     def epochs_done(self) -> float:

@@ -70,6 +70,15 @@ def run_preflight(cfg: RunConfig, workers, tokenizer, examples) -> dict:
     return report
 
 
+def prompt_sampler(cfg: RunConfig, examples: list[Example]) -> PromptSampler:
+    band = cfg.data.passrate_filter
+    if band is not None and band.refresh:
+        from rlvr.data.passrate_refresh import RefreshingSampler
+
+        return RefreshingSampler(examples, cfg.run.seed, band.above, band.below, band.refresh_patience)
+    return PromptSampler(examples, cfg.run.seed)
+
+
 def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
     """`on_step(step)`: called after each step's metrics are logged (tests use it to inject faults)."""
     from rlvr.actors.learner_group import LearnerGroup
@@ -97,7 +106,7 @@ def run_grpo_job(cfg: RunConfig, on_step=None) -> dict[str, float]:
             weight_sync=build_weight_sync(cfg, rollout, learners),
         )
         workers.weight_sync.setup()  # NCCL forms its group here, once; it lives as long as the actors
-        sampler = PromptSampler(examples, cfg.run.seed)
+        sampler = prompt_sampler(cfg, examples)
         start = resume(cfg, workers, sampler) if cfg.checkpoint.resume else 0
         if cfg.algorithm.preflight_prompts and start == 0:
             run_preflight(cfg, workers, tokenizer, examples)

@@ -24,6 +24,7 @@ import torch
 from rlvr.algo import advantages
 from rlvr.algo.advantages import AdvantageFn
 from rlvr.config import RunConfig
+from rlvr.data.passrate_refresh import RefreshingSampler
 from rlvr.data.prompts import Example, PromptSampler, render_prompt
 from rlvr.rewards.health import RewardHealth
 from rlvr.rewards.service import verdict_fractions
@@ -102,6 +103,7 @@ class Group:
     prompt_ids: list[int]
     completions: list[Completion]
     results: list[RewardResult]
+    prompt: str = ""
 
     @property
     def rewards(self) -> list[float]:
@@ -120,7 +122,7 @@ def sample_groups(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSa
     with timer("reward"):
         results = workers.rewards.score(samples)
     G = params.n
-    return [Group(prompt_ids[i], completions[i * G:(i + 1) * G], results[i * G:(i + 1) * G])
+    return [Group(prompt_ids[i], completions[i * G:(i + 1) * G], results[i * G:(i + 1) * G], examples[i].prompt)
             for i in range(len(prompt_ids))]
 
 
@@ -189,19 +191,24 @@ class StepBatch:
     zero_var: float
     draws: int
     times: dict[str, float]
+    measured: list[tuple[str, list[float]]]
+    """(prompt, rewards) of every group sampled, refills and dropped ones included: the sampler's pass-rate news."""
 
 
 def collect_batch(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler, step: int) -> StepBatch:
     """Sample, score and (optionally) drop-and-refill one step's groups."""
     timer = PhaseTimer()
     groups = sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step), timer)
+    measured = [(g.prompt, g.rewards) for g in groups]
     on_policy = [r for g in groups for r in g.rewards]
     zero_var, draws = zero_variance_fraction(groups), 0
     if cfg.algorithm.drop_zero_variance_groups:
         def draw(d: int) -> list[Group]:
-            return sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step, d), timer)
+            more = sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step, d), timer)
+            measured.extend((g.prompt, g.rewards) for g in more)
+            return more
         groups, draws = refill_informative(groups, draw, cfg.algorithm.max_refill_draws)
-    return StepBatch(groups, on_policy, zero_var, draws, timer.times)
+    return StepBatch(groups, on_policy, zero_var, draws, timer.times, measured)
 
 
 def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler, logger: MetricsLogger,
@@ -225,6 +232,8 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             with timer("wait_rollout"):
                 batch = batches.take(step)
             reward_health.check(step, [res for g in batch.groups for res in g.results])  # stops a broken reward
+            for prompt, rewards in batch.measured:  # true rewards, also in a control arm
+                sampler.observe(prompt, rewards)
             if cfg.rollout.overlap:
                 batches.start(step + 1)  # sampled with the current weights while the learners update them
             control = make_control(cfg.algorithm.reward_control, cfg.run.seed, step)
@@ -243,13 +252,15 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             if held_out and is_curve_step(cfg, step + 1):
                 with timer("curve_eval"):
                     curve.update(held_out_accuracy(cfg, workers.rollout, workers.rewards, tokenizer, held_out))
-            metrics, curve = {**metrics, **curve, **timer.times}, {}
+            metrics, curve = {**metrics, **curve, **timer.times, **sampler.metrics()}, {}
             logger.log(step, metrics)
             if should_save(cfg, step + 1) or preempt.requested():
                 save_checkpoint(cfg, workers, ckpt, sampler, step + 1, batches.ahead_batch())
             preempt.stop_if_requested(step + 1, cfg.run.steps, cfg.run.output_dir)
     finally:
         batches.close()
+        if isinstance(sampler, RefreshingSampler):  # also when stopped: the measurements so far are worth keeping
+            sampler.write_map(cfg.data.passrate_filter.path, cfg.run.output_dir)
     return metrics
 
 

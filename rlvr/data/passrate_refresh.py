@@ -1,0 +1,77 @@
+"""A pass-rate map refreshed during GRPO (`data.passrate_filter.refresh`).
+
+Every group GRPO samples is a fresh pass-rate measurement of its prompt under the current policy: G samples, as
+the map's K were under the start model. The sampler keeps each prompt's latest measurement; a prompt whose last
+`patience` groups all fell outside the filter's band (it became always solved, or it stayed never solved) is no
+longer drawn, so the steps go to prompts that still carry signal. The refreshed map is written next to the run
+(`passrate_refreshed.jsonl`, the original map's lines with the measured prompts' replaced) for the next run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from rlvr.data.passrate import in_band, passrate_record, prompt_id
+from rlvr.data.prompts import Example, PromptSampler
+
+REFRESHED_MAP = "passrate_refreshed.jsonl"
+
+
+class RefreshingSampler(PromptSampler):
+    """The epoch sampler over the band's prompts, skipping those the refreshed map has dropped; its state (epoch,
+    offset, latest measurements, streaks, dropped prompts) resumes exactly."""
+
+    def __init__(self, items: list[Example], seed: int, above: float, below: float, patience: int):
+        super().__init__(items, seed)
+        self.above, self.below, self.patience = above, below, patience
+        self.latest: dict[str, dict] = {}
+        """prompt id -> its newest passrate_record"""
+        self.streak: dict[str, int] = {}
+        """prompt id -> how many of its latest groups in a row fell outside the band"""
+        self.dropped: set[str] = set()
+        self.ids = {prompt_id(ex.prompt) for ex in items}
+
+    def _skip(self, item: Example) -> bool:
+        return prompt_id(item.prompt) in self.dropped
+
+    def _exhausted(self) -> None:
+        m = self.metrics()
+        raise RuntimeError(f"data.passrate_filter.refresh dropped every prompt of the band "
+                           f"({m['data/dropped_solved']:.0f} became always solved, {m['data/dropped_unsolved']:.0f} "
+                           f"stayed never solved): widen the band, raise refresh_patience or map a new band")
+
+    def observe(self, prompt: str, rewards: Sequence[float]) -> None:
+        record = passrate_record(prompt, rewards)
+        key = record["id"]
+        if key not in self.ids or key in self.dropped:
+            return  # a prompt already dropped may still be in an overlapped batch drawn before
+        self.latest[key] = record
+        self.streak[key] = 0 if in_band(record["pass_rate"], self.above, self.below) else self.streak.get(key, 0) + 1
+        if self.streak[key] >= self.patience:
+            self.dropped.add(key)
+
+    def metrics(self) -> dict[str, float]:
+        gone = [self.latest[k]["pass_rate"] for k in self.dropped]
+        return {"data/band_prompts": float(len(self.ids) - len(self.dropped)),
+                "data/dropped_solved": float(sum(p >= self.below for p in gone)),
+                "data/dropped_unsolved": float(sum(p <= self.above for p in gone))}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "latest": self.latest, "streak": self.streak, "dropped": sorted(self.dropped)}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.latest, self.streak = dict(state["latest"]), dict(state["streak"])
+        self.dropped = set(state["dropped"])
+
+    def write_map(self, original: str | Path, out_dir: str | Path) -> Path:
+        """The original map with each measured prompt's line replaced by its newest measurement."""
+        lines = [json.loads(line) for line in Path(original).read_text().splitlines() if line.strip()]
+        merged = [self.latest.get(row["id"], row) for row in lines]
+        seen = {row["id"] for row in lines}
+        merged += [rec for key, rec in sorted(self.latest.items()) if key not in seen]
+        out = Path(out_dir) / REFRESHED_MAP
+        out.write_text("".join(json.dumps(row) + "\n" for row in merged))
+        return out
