@@ -4,7 +4,8 @@ the pass-rate summary, as markdown (docs/results.md), and the arms' learning cur
     python benchmarks/gpu/learn_report.py DIR --prefix 2026-11-25-h100 [--png docs/learning_curves_gsm8k.png]
 
 DIR holds PREFIX-gsm8k-eval-{base,sft,rl,control}.summary.json, PREFIX-gsm8k-cmp-*.json,
-PREFIX-gsm8k-{rl,control[,entropy,random]}-metrics.jsonl and PREFIX-gsm8k-passrate.summary.json (missing ones are skipped).
+PREFIX-gsm8k-{rl,control[,entropy,random]}-metrics.jsonl and PREFIX-gsm8k-passrate.summary.json (missing ones
+are skipped).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def arm_rows(d: Path, prefix: str, per_step: int) -> list[str]:
         held = f"{pct(before)}% -> {pct(curve[-1])}% ({pct(max(curve))}%)" if before is not None and curve else "n/a"
         # a step with drop_zero_variance_groups rolls out 1 + refill_draws batches and trains on one
         sampled = sum(per_step * (1 + int(r.get("groups/refill_draws", 0))) for r in rows)
-        out.append(f"| {arm} | {len(rows)} | {sampled:,} ({len(rows) * per_step:,}) | {first:.3f} / {last:.3f} | {held} | "
+        out.append(f"| {arm} | {len(rows)} | {sampled:,} ({len(rows) * per_step:,}) | {first:.3f} / {last:.3f} | "
+                   f"{held} | "
                    f"{steps[len(steps) // 2]:.1f} |")
     return out
 

@@ -4,8 +4,8 @@ per prompt to a pass-rate map (rlvr.data.passrate); print and save the histogram
 
 The map is appended batch by batch and prompts already in it are skipped, so an interrupted measurement continues
 where it stopped (a GPU call of at most 10 minutes can be repeated). Stopped by SIGINT (a deadline), it still
-writes the summary of the prompts measured so far, marked incomplete, and exits with 130. The training prompts are those GRPO would see
-(data, less the learning curve's held-out slice), before any pass-rate filter.
+writes the summary of the prompts measured so far, marked incomplete, and exits with 130. The training prompts are
+those GRPO would see (data, less the learning curve's held-out slice), before any pass-rate filter.
 """
 
 from __future__ import annotations
