@@ -99,6 +99,12 @@ class Sampler:
     def load_state_dict(self, state: dict) -> None:
         self.position = state["position"]
 
+    def observe(self, prompt: str, rewards) -> None:  # the PromptSampler interface: no pass-rate refresh here
+        pass
+
+    def metrics(self) -> dict:
+        return {}
+
 
 class Tokenizer:
     def __call__(self, text, **_):
