@@ -54,6 +54,7 @@ def test_refreshing_sampler_drops_prompts_that_leave_the_band_and_resumes_exactl
     drawn again (an in-band group resets the streak); the state restores to the very next batch; the refreshed
     map replaces the measured prompts' lines; a band with nothing left stops with one line naming the option."""
     from rlvr.data.passrate_refresh import RefreshingSampler
+    from rlvr.utils.errors import RunStopped
 
     exs = examples(6)
     s = RefreshingSampler(exs, seed=3, above=0.0, below=1.0, patience=2)
@@ -82,7 +83,7 @@ def test_refreshing_sampler_drops_prompts_that_leave_the_band_and_resumes_exactl
         s.observe(p, [1, 1])
         s.observe(p, [1, 1])
     s.observe(q[1], [0, 0])
-    with pytest.raises(RuntimeError, match="refresh dropped every prompt of the band .4 became always solved, 2 stay"):
+    with pytest.raises(RunStopped, match="refresh dropped every prompt of the band .4 became always solved, 2 stay"):
         s.next_batch(1)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rlvr.data.passrate import in_band, passrate_record, prompt_id
 from rlvr.data.prompts import Example, PromptSampler
+from rlvr.utils.errors import RunStopped
 
 REFRESHED_MAP = "passrate_refreshed.jsonl"
 
@@ -37,10 +38,11 @@ class RefreshingSampler(PromptSampler):
         return prompt_id(item.prompt) in self.dropped
 
     def _exhausted(self) -> None:
-        m = self.metrics()
-        raise RuntimeError(f"data.passrate_filter.refresh dropped every prompt of the band "
-                           f"({m['data/dropped_solved']:.0f} became always solved, {m['data/dropped_unsolved']:.0f} "
-                           f"stayed never solved): widen the band, raise refresh_patience or map a new band")
+        m = self.metrics()  # RunStopped: the CLI prints this one line, and the checkpoints stay
+        raise RunStopped(f"data.passrate_filter.refresh dropped every prompt of the band "
+                         f"({m['data/dropped_solved']:.0f} became always solved, {m['data/dropped_unsolved']:.0f} "
+                         f"stayed never solved): widen the band, raise refresh_patience or map a new band",
+                         "data.passrate_filter.refresh")
 
     def observe(self, prompt: str, rewards: Sequence[float]) -> None:
         record = passrate_record(prompt, rewards)
