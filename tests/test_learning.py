@@ -57,7 +57,9 @@ def test_refreshing_sampler_drops_prompts_that_leave_the_band_and_resumes_exactl
     from rlvr.utils.errors import RunStopped
 
     exs = examples(6)
-    s = RefreshingSampler(exs, seed=3, above=0.0, below=1.0, patience=2)
+    original = tmp_path / "map.jsonl"
+    original.write_text("".join(json.dumps(passrate_record(ex.prompt, [1, 0])) + "\n" for ex in exs))
+    s = RefreshingSampler(exs, seed=3, map_path=original, above=0.0, below=1.0, patience=2)
     q = [ex.prompt for ex in exs]
     s.observe(q[0], [1, 1, 1, 1])  # always solved once: still drawn (patience 2)
     assert s.metrics()["data/band_prompts"] == 6
@@ -72,12 +74,10 @@ def test_refreshing_sampler_drops_prompts_that_leave_the_band_and_resumes_exactl
     state = json.loads(json.dumps(s.state_dict()))  # what a checkpoint stores
     drawn = s.next_batch(40)
     assert {ex.reference for ex in drawn} == {"1", "3", "4", "5"}  # 0 and 2 never again, the others each epoch
-    restored = RefreshingSampler(exs, seed=3, above=0.0, below=1.0, patience=2)
+    restored = RefreshingSampler(exs, seed=3, map_path=original, above=0.0, below=1.0, patience=2)
     restored.load_state_dict(state)
     assert restored.next_batch(40) == drawn
-    original = tmp_path / "map.jsonl"
-    original.write_text("".join(json.dumps(passrate_record(p, [1, 0])) + "\n" for p in q))
-    rows = [json.loads(line) for line in s.write_map(original, tmp_path).read_text().splitlines()]
+    rows = [json.loads(line) for line in s.save(tmp_path).read_text().splitlines()]
     assert [r["pass_rate"] for r in rows] == [1.0, 0.0, 0.0, 0.5, 0.5, 0.5] and rows[0]["k"] == 4
     for p in q[3:]:
         s.observe(p, [1, 1])

@@ -105,6 +105,9 @@ class Sampler:
     def metrics(self) -> dict:
         return {}
 
+    def save(self, out_dir) -> None:
+        pass
+
 
 class Tokenizer:
     def __call__(self, text, **_):

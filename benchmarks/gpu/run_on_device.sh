@@ -6,7 +6,6 @@
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
 # Issue 20 (one H100):             install prepare matrix   (WORKLOADS=W2, then W3, then W1: one call each)
 # Issues 15, 16, 17:                install prepare_smollm2 tis_grpo | lora | cggr (= cggr_sft cggr_eval)
-# Issue 17, GRPO (after learn_sft learn_passrate): cggr_grpo
 # Learner alone, bare image:        learner_packed   (no install stage needed: plain torch + transformers)
 # Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
@@ -172,26 +171,6 @@ for s in "$@"; do
       for sel in $arms; do evals="$evals cggr_$sel=$(latest_export $R/cggr_$sel/sft)"; done
       evaluate_together $evals
       compare $ref cggr_entropy; compare $ref cggr_random; compare cggr_random cggr_entropy ;;
-    cggr_grpo)
-      # issue 17 (staged 2026-12-07, not run yet): GRPO from issue 14's SFT on its pass-rate band (run learn_sft and
-      # learn_passrate first), the loss on every completion token, on the 20% of highest entropy, or on a random 20%:
-      # three arms side by side, same seeds and prompts; then the GSM8K test of the three and paired tests
-      START=${START:-$(latest_export $R/learn/sft)}
-      sel="learner.token_selection.keep_fraction=0.2,learner.token_selection.strategy"
-      quiet cggr_grpo "-s INT ${CGGR_GRPO_S:-400}" python3 benchmarks/gpu/run_arms.py configs/gpu_smollm2_gsm8k_rl.yaml \
-        --arm all:$R/cggr_grpo/all --arm entropy:$R/cggr_grpo/entropy:$sel=entropy \
-        --arm random:$R/cggr_grpo/random:$sel=random --set "model.path=$START" \
-        --set data.passrate_filter.path=$R/learn/passrate.jsonl --set rollout.gpu_memory_utilization=0.2 \
-        --set rollout.kv_cache_gb=6 --set learner.resources.num_gpus=0.15 --set rollout.resources.num_gpus=0.15 \
-        ${CGGR_GRPO_ARGS:---set run.steps=50}
-      evals=""
-      for a in all entropy random; do
-        cp $R/cggr_grpo/$a/metrics.jsonl "$OUT/cggr_grpo_${a}_metrics.jsonl"
-        evals="$evals cggr_grpo_$a=$(latest_export $R/cggr_grpo/$a)"
-      done
-      evaluate_together $evals
-      compare cggr_grpo_all cggr_grpo_entropy; compare cggr_grpo_all cggr_grpo_random
-      compare cggr_grpo_random cggr_grpo_entropy ;;
     learner)
       stage learner 300 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 140 \
         --out "$OUT/learner.json" ;;

@@ -40,6 +40,12 @@ def passrate_record(prompt: str, rewards: Sequence[float], correct_at: float = 1
             "mean_reward": sum(rewards) / k}
 
 
+def read_records(path: str | Path) -> list[dict]:
+    """The map's lines as written (none if the file does not exist yet)."""
+    p = Path(path)
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+
+
 def read_map(path: str | Path) -> dict[str, float]:
     """id -> pass rate; a bad line is a ConfigError naming file and line."""
     p = Path(path)

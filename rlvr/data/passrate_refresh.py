@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from rlvr.data.passrate import in_band, passrate_record, prompt_id
+from rlvr.data.passrate import in_band, passrate_record, prompt_id, read_records
 from rlvr.data.prompts import Example, PromptSampler
 from rlvr.utils.errors import RunStopped
 
@@ -24,9 +24,10 @@ class RefreshingSampler(PromptSampler):
     """The epoch sampler over the band's prompts, skipping those the refreshed map has dropped; its state (epoch,
     offset, latest measurements, streaks, dropped prompts) resumes exactly."""
 
-    def __init__(self, items: list[Example], seed: int, above: float, below: float, patience: int):
+    def __init__(self, items: list[Example], seed: int, map_path: str | Path, above: float, below: float,
+                 patience: int):
         super().__init__(items, seed)
-        self.above, self.below, self.patience = above, below, patience
+        self.map_path, self.above, self.below, self.patience = Path(map_path), above, below, patience
         self.latest: dict[str, dict] = {}
         """prompt id -> its newest passrate_record"""
         self.streak: dict[str, int] = {}
@@ -68,9 +69,9 @@ class RefreshingSampler(PromptSampler):
         self.latest, self.streak = dict(state["latest"]), dict(state["streak"])
         self.dropped = set(state["dropped"])
 
-    def write_map(self, original: str | Path, out_dir: str | Path) -> Path:
+    def save(self, out_dir: str | Path) -> Path:
         """The original map with each measured prompt's line replaced by its newest measurement."""
-        lines = [json.loads(line) for line in Path(original).read_text().splitlines() if line.strip()]
+        lines = read_records(self.map_path)
         merged = [self.latest.get(row["id"], row) for row in lines]
         seen = {row["id"] for row in lines}
         merged += [rec for key, rec in sorted(self.latest.items()) if key not in seen]

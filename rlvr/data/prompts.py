@@ -70,6 +70,9 @@ class PromptSampler(EpochSampler[Example]):
     def metrics(self) -> dict[str, float]:
         return {}
 
+    def save(self, out_dir) -> None:
+        """What the sampler learned, written into the run's output directory at the end (a refreshed map)."""
+
 
 def render_prompt(tokenizer, cfg: DataSection, prompt: str) -> list[int]:
     text = cfg.prompt_template.format(prompt=prompt)

@@ -75,7 +75,7 @@ def prompt_sampler(cfg: RunConfig, examples: list[Example]) -> PromptSampler:
     if band is not None and band.refresh:
         from rlvr.data.passrate_refresh import RefreshingSampler
 
-        return RefreshingSampler(examples, cfg.run.seed, band.above, band.below, band.refresh_patience)
+        return RefreshingSampler(examples, cfg.run.seed, band.path, band.above, band.below, band.refresh_patience)
     return PromptSampler(examples, cfg.run.seed)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlvr.config import RunConfig, load_config
-from rlvr.data.passrate import format_histogram, histogram, passrate_record, prompt_id
+from rlvr.data.passrate import format_histogram, histogram, passrate_record, prompt_id, read_records
 from rlvr.data.prompts import Example, render_prompt
 from rlvr.rewards.types import RewardResult, Sample
 from rlvr.rollout.base import Completion, SamplingParams
@@ -50,7 +50,7 @@ def sample_scored(cfg: RunConfig, rollout, rewards, tokenizer, examples: list[Ex
 def measure(cfg: RunConfig, workers, tokenizer, examples: list[Example], k: int, out: Path,
             batch_prompts: int) -> list[dict]:
     """Append the pass rates of the examples not yet in `out`; return every record of the file."""
-    done = {json.loads(line)["id"] for line in out.read_text().splitlines() if line.strip()} if out.exists() else set()
+    done = {r["id"] for r in read_records(out)}
     todo = [ex for ex in examples if prompt_id(ex.prompt) not in done]
     if done:
         print(f"[rlvr] passrate: {len(done)} prompts already in {out}, {len(todo)} to go", flush=True)
@@ -102,10 +102,6 @@ def main(argv: list[str]) -> int:
               "continues the map", flush=True)
         return 130
     return 0
-
-
-def read_records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
 
 
 def run_passrate_job(cfg: RunConfig, examples: list[Example], out: Path) -> list[dict]:

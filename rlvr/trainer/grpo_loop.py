@@ -24,7 +24,6 @@ import torch
 from rlvr.algo import advantages
 from rlvr.algo.advantages import AdvantageFn
 from rlvr.config import RunConfig
-from rlvr.data.passrate_refresh import RefreshingSampler
 from rlvr.data.prompts import Example, PromptSampler, render_prompt
 from rlvr.rewards.health import RewardHealth
 from rlvr.rewards.service import verdict_fractions
@@ -259,8 +258,7 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             preempt.stop_if_requested(step + 1, cfg.run.steps, cfg.run.output_dir)
     finally:
         batches.close()
-        if isinstance(sampler, RefreshingSampler):  # also when stopped: the measurements so far are worth keeping
-            sampler.write_map(cfg.data.passrate_filter.path, cfg.run.output_dir)
+        sampler.save(cfg.run.output_dir)  # also when stopped: a refreshed map's measurements are worth keeping
     return metrics
 
 
