@@ -79,7 +79,7 @@ def device_name() -> str:
         return "cpu"
 
 
-def run_rlvr(args, name: str, w: dict, model: str, timeout_s: float) -> dict:
+def run_rlvr(args, name: str, w: dict, model: str, timeout_s: float, log: str | None = None) -> dict:
     out_dir = Path(args.workdir) / f"rlvr_{name}"
     shutil.rmtree(out_dir, ignore_errors=True)
     sets = [f"run.output_dir={out_dir}", f"model.path={model}", f"data.path={args.data}",
@@ -89,7 +89,7 @@ def run_rlvr(args, name: str, w: dict, model: str, timeout_s: float) -> dict:
     cmd = [sys.executable, "-m", "rlvr", "train", args.config, *[f"--set={s}" for s in sets]]
     print("+ " + " ".join(cmd), flush=True)
     t0 = time.perf_counter()
-    rc = run_streaming(cmd, timeout_s)
+    rc = run_streaming(cmd, timeout_s, log=log)
     metrics = out_dir / "metrics.jsonl"
     rows = [json.loads(l) for l in metrics.read_text().splitlines() if l.strip()] if metrics.is_file() else []
     if rows and args.metrics_dir:

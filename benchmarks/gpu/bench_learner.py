@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_grpo_matrix import count_params  # noqa: E402
 from phase import emit, run_phase  # noqa: E402
 
 VARIANTS = {  # name: config overrides
@@ -28,8 +29,8 @@ VARIANTS = {  # name: config overrides
     "packed16k": ["learner.zero_stage=2", "learner.max_tokens_per_micro_batch=16384",
                   "learner.logprob_chunk_tokens=2048", "learner.fused_adamw=true"],
     "padded_micro8": ["learner.zero_stage=2", "learner.micro_batch_size=8"],
-    # issue 16 (docs/lora.md), not run yet: the same update with LoRA adapters only, and on a 4-bit NF4 base (needs
-    # bitsandbytes, which the GPU image lacks: carry a wheel). Not in the default --variants.
+    # issue 16 (docs/lora.md): the same update with LoRA adapters only, and on a 4-bit NF4 base (needs bitsandbytes,
+    # which the GPU image lacks: carry a wheel). Not in the default --variants.
     "lora_r16_micro16": ["learner.zero_stage=2", "learner.micro_batch_size=16", "learner.lora.r=16"],
     "qlora_r16_micro16": ["learner.zero_stage=2", "learner.micro_batch_size=16", "learner.lora.r=16",
                           "learner.lora.quantize=nf4"],
@@ -87,8 +88,11 @@ def run_variant(args) -> dict:
            "step_s": [round(x, 4) for x in times], "median_s": round(statistics.median(times), 4),
            "tokens_per_update": sum(len(r.prompt_ids) + len(r.completion_ids) for r in batches[0]),
            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
-    params = sum(p.numel() for p in learner.engine.module.parameters())
-    # model FLOPs utilisation against the H100's bf16 dense peak (989 TFLOP/s): 6 x parameters x tokens
+    # the model's parameters from its config: the module's own count would see QLoRA's packed 4-bit storage (half
+    # the base weights' count) and LoRA's adapters
+    params = count_params(args.model)
+    # model FLOPs utilisation against the H100's bf16 dense peak (989 TFLOP/s): 6 x parameters x tokens (with LoRA
+    # no weight gradients are computed, so the same formula overstates the work done by about a third)
     out.update(params=params, mfu=round(6 * params * out["tokens_per_update"] / out["median_s"] / 989e12, 4))
     if args.profile:
         emit(out)  # the timings survive a profile that runs out of time

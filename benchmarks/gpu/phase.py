@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 
 
 def run_phase(cmd: list[str], timeout_s: float, tail_chars: int = 6000) -> dict:
@@ -63,10 +64,21 @@ def emit(result: dict) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run_streaming(cmd: list[str], timeout_s: float, env: dict | None = None) -> int | None:
-    """Run `cmd` in its own process group with its output going straight to ours (long runs log as they go);
-    the return code, or None after a timeout (stacks dumped, the whole group killed)."""
-    proc = subprocess.Popen(cmd, start_new_session=True, env=env or os.environ)
+def run_streaming(cmd: list[str], timeout_s: float, env: dict | None = None, log: str | None = None) -> int | None:
+    """Run `cmd` in its own process group with its output going straight to ours (long runs log as they go), and
+    also into the file `log` if given; the return code, or None after a timeout (stacks dumped, the whole group
+    killed)."""
+    sink = open(log, "w") if log else None
+    proc = subprocess.Popen(cmd, start_new_session=True, env=env or os.environ, text=True,
+                            stdout=subprocess.PIPE if sink else None, stderr=subprocess.STDOUT if sink else None)
+    copier = None
+    if sink:
+        def copy() -> None:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                sink.write(line)
+        copier = threading.Thread(target=copy, daemon=True)
+        copier.start()
     try:
         return proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -78,3 +90,6 @@ def run_streaming(cmd: list[str], timeout_s: float, env: dict | None = None) -> 
         except ProcessLookupError:
             pass
         proc.wait()
+        if copier:
+            copier.join(timeout=10)
+            sink.close()

@@ -24,34 +24,56 @@ from pathlib import Path
 
 import torch
 
-QWEN05B = dict(
-    hidden_size=896,
-    num_hidden_layers=24,
-    num_attention_heads=14,
-    num_key_value_heads=2,
-    intermediate_size=4864,
-    vocab_size=151936,
-    tie_word_embeddings=True,
-    max_position_embeddings=32768,
-    rope_theta=1_000_000.0,
-    rms_norm_eps=1e-6,
-)
+COMMON = dict(vocab_size=151936, max_position_embeddings=32768, rope_theta=1_000_000.0, rms_norm_eps=1e-6)
+# Qwen2.5's published shapes (config.json of each size); only `qwen05b` is built by default. The larger ones are
+# for issue 16's largest-model search (benchmarks/gpu/bench_largest.py), built on the GPU machine when needed.
+QWEN = {
+    "qwen05b": dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
+                    intermediate_size=4864, tie_word_embeddings=True),  # 494M
+    "qwen1_5b": dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
+                     intermediate_size=8960, tie_word_embeddings=True),  # 1.54B
+    "qwen3b": dict(hidden_size=2048, num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=2,
+                   intermediate_size=11008, tie_word_embeddings=True),  # 3.09B
+    "qwen7b": dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
+                   intermediate_size=18944, tie_word_embeddings=False),  # 7.6B
+    "qwen14b": dict(hidden_size=5120, num_hidden_layers=48, num_attention_heads=40, num_key_value_heads=8,
+                    intermediate_size=13824, tie_word_embeddings=False),  # 14.8B
+    "qwen32b": dict(hidden_size=5120, num_hidden_layers=64, num_attention_heads=40, num_key_value_heads=8,
+                    intermediate_size=27648, tie_word_embeddings=False),  # 32.8B
+    # not Qwen's: for CPU dry runs of the benchmark scripts (the same vocabulary, 10M parameters)
+    "qwen_tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      intermediate_size=128, tie_word_embeddings=True),
+}
 
 
-def build_qwen05b(out: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+def qwen_config(name: str, eos: int):
+    from transformers import Qwen2Config
+
+    return Qwen2Config(**QWEN[name], **COMMON, eos_token_id=eos, bos_token_id=eos, pad_token_id=eos)
+
+
+def build_qwen(name: str, out: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """A Qwen2.5-shaped model with random weights in bf16, written as safetensors (nothing if already there)."""
+    from transformers import AutoTokenizer, Qwen2ForCausalLM
 
     if (out / "config.json").exists():
         return out
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    eos = tokenizer.eos_token_id
-    config = Qwen2Config(**QWEN05B, eos_token_id=eos, bos_token_id=eos, pad_token_id=eos)
+    config = qwen_config(name, tokenizer.eos_token_id)
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"  # random init of 494M params is ~10x faster there
-    with torch.device(device):
-        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)  # built in bf16 directly: a 14B model in fp32 would not fit the GPU
+    try:
+        with torch.device(device):
+            model = Qwen2ForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    del model
+    if device == "cuda":
+        torch.cuda.empty_cache()
     return out
 
 
@@ -65,19 +87,19 @@ def convert_smollm2(out: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/root/models")
-    ap.add_argument("--only", choices=["smollm2", "qwen05b"], default=None)
+    ap.add_argument("--only", choices=["smollm2", *QWEN], default=None)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
-    if args.only in (None, "smollm2", "qwen05b"):  # qwen05b takes SmolLM2's tokenizer
+    t = time.perf_counter()
+    convert_smollm2(out / "smollm2")  # always: the Qwen-shaped models take SmolLM2's tokenizer
+    timings["smollm2_gguf_convert_s"] = round(time.perf_counter() - t, 2)
+    qwens = [args.only] if args.only in QWEN else ["qwen05b"] if args.only is None else []
+    for name in qwens:
         t = time.perf_counter()
-        convert_smollm2(out / "smollm2")
-        timings["smollm2_gguf_convert_s"] = round(time.perf_counter() - t, 2)
-    if args.only in (None, "qwen05b"):
-        t = time.perf_counter()
-        build_qwen05b(out / "qwen05b", out / "smollm2")
-        timings["qwen05b_build_s"] = round(time.perf_counter() - t, 2)
+        build_qwen(name, out / name, out / "smollm2")
+        timings[f"{name}_build_s"] = round(time.perf_counter() - t, 2)
     print(json.dumps({"prepare_models": timings}))
 
 

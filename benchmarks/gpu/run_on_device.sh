@@ -5,7 +5,9 @@
 # Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
 # Issue 20 (one H100):             install prepare matrix   (WORKLOADS=W2, then W3, then W1: one call each)
-# Issues 15, 16, 17:                install prepare_smollm2 tis_grpo | lora | cggr (= cggr_sft cggr_eval)
+# Issues 15, 17:                    install prepare_smollm2 tis_grpo | cggr (= cggr_sft cggr_eval)
+# Issue 16 (one H100):              install prepare lora (LORA_MODEL=qwen05b) lora_grpo (LORA_SYNC=adapter, merged)
+#                                   largest (LARGEST_VARIANT=full, qlora; LARGEST_SIZES=qwen1_5b,qwen3b,...)
 # Learner alone, bare image:        learner_packed   (no install stage needed: plain torch + transformers)
 # Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
@@ -51,6 +53,15 @@ quiet() {  # quiet NAME SECONDS CMD...: like stage, but the log only goes to std
 need_pytest() {  # the image has no pytest: it travels as a wheel in .gpudata/whl
   python3 -c "import pytest" 2>/dev/null || { python3 -m pip install -q --no-index --no-deps --target /root/pyt \
     .gpudata/whl/*.whl && export PYTHONPATH=$PYTHONPATH:/root/pyt; }
+}
+
+need_bnb() {  # QLoRA needs bitsandbytes, which the image lacks: its wheel travels in .whl/ (or was moved to
+  # /root/whl by an earlier call: at 41 MB it does not fit one call beside the last wheelhouse part). pip download
+  # --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_24_x86_64 bitsandbytes
+  local whl; whl=$(ls .whl/bitsandbytes-*.whl /root/whl/bitsandbytes-*.whl 2>/dev/null | head -1)
+  [ -n "$whl" ] || return 0
+  export PYTHONPATH=$PYTHONPATH:/root/bnb
+  python3 -c "import bitsandbytes" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /root/bnb "$whl"
 }
 
 latest_export() {  # latest_export RUN_DIR: the hf/ export of the newest complete checkpoint
@@ -136,20 +147,35 @@ for s in "$@"; do
         --set rollout.overlap=false --set algorithm.rollout_is=truncate ${TIS_SET:-}
       cp $R/tis_grpo/metrics.jsonl "$OUT/tis_grpo_metrics.jsonl" ;;
     lora)
-      # issue 16 (staged 2026-12-06, not run yet): the learner update full vs LoRA vs QLoRA (time, peak memory),
-      # then GRPO with LoRA (merged sync by CUDA IPC) for its reward curve. QLoRA needs bitsandbytes, which the
-      # image lacks: carry .whl/bitsandbytes-*.whl (pip download --no-deps --only-binary=:all: --python-version 3.12
-      # --platform manylinux_2_24_x86_64 bitsandbytes)
-      if ls .whl/bitsandbytes-*.whl >/dev/null 2>&1; then
-        python3 -m pip install -q --no-index --no-deps --target /root/bnb .whl/bitsandbytes-*.whl \
-          && export PYTHONPATH=$PYTHONPATH:/root/bnb
-      fi
-      stage lora_learner 330 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 100 \
-        --variants ${LORA_VARIANTS:-zero2_micro16,lora_r16_micro16,qlora_r16_micro16} --out "$OUT/lora_learner.json"
-      quiet lora_grpo "-s INT ${LORA_S:-300}" python3 -m rlvr train configs/gpu_smollm2_gsm8k_format_grpo.yaml \
-        --set run.output_dir=$R/lora_grpo --set model.path=$M/smollm2 --set learner.lora.r=16 \
-        --set learner.lr=${LORA_LR:-1e-4} ${LORA_SET:-}
-      cp $R/lora_grpo/metrics.jsonl "$OUT/lora_grpo_metrics.jsonl" ;;
+      # issue 16: the learner update full vs LoRA vs QLoRA (time, peak memory) on LORA_MODEL (smollm2, qwen05b)
+      need_bnb
+      stage lora_learner_${LORA_MODEL:-smollm2} 330 python3 benchmarks/gpu/bench_learner.py \
+        --model $M/${LORA_MODEL:-smollm2} --phase-timeout 100 \
+        --variants ${LORA_VARIANTS:-zero2_micro16,lora_r16_micro16,qlora_r16_micro16} \
+        --out "$OUT/lora_learner_${LORA_MODEL:-smollm2}.json" ;;
+    lora_grpo)
+      # issue 16: GRPO with LoRA r=16 on the format-reward preset. LORA_SYNC=adapter (default): only the adapter
+      # through the object store, vLLM applies it per request (enable_lora); merged: whole merged weights by CUDA
+      # IPC. Not overlapped, so the learner computes its own old logprobs and algorithm.rollout_is=log records the
+      # engine/learner mismatch at equal weights (no effect on the loss): an adapter vLLM failed to apply would
+      # show as a mismatch growing with the updates.
+      sync=${LORA_SYNC:-adapter} transport=cuda_ipc
+      [ $sync = adapter ] && transport=object_store
+      quiet lora_grpo_$sync "-s INT ${LORA_S:-300}" python3 -m rlvr train configs/gpu_smollm2_gsm8k_format_grpo.yaml \
+        --set run.output_dir=$R/lora_grpo_$sync --set model.path=$M/smollm2 --set learner.lora.r=16 \
+        --set learner.lora.sync=$sync --set rollout.weight_sync=$transport --set algorithm.rollout_is=log \
+        --set rollout.overlap=false \
+        --set learner.lr=${LORA_LR:-1e-4} --set run.steps=${LORA_STEPS:-40} ${LORA_SET:-}
+      cp $R/lora_grpo_$sync/metrics.jsonl "$OUT/lora_grpo_${sync}_metrics.jsonl" ;;
+    largest)
+      # issue 16: the largest Qwen2.5-shaped model GRPO trains on this GPU with vLLM colocated, LARGEST_VARIANT
+      # (full, qlora) over LARGEST_SIZES smallest first; results merged into $R/largest.json across calls
+      need_bnb
+      quiet largest_${LARGEST_VARIANT:-full} ${LARGEST_S:-570} python3 benchmarks/gpu/bench_largest.py --models $M \
+        --variant ${LARGEST_VARIANT:-full} --sizes ${LARGEST_SIZES:-qwen1_5b,qwen3b} \
+        --timeout ${LARGEST_ATTEMPT_S:-280} --out $R/largest.json --workdir $R/largest
+      cp $R/largest.json "$OUT/largest.json"
+      for f in $R/largest/*.log; do tail -c 20000 $f > "$OUT/$(basename $f)"; done ;;
     cggr|cggr_sft|cggr_eval)
       # issue 17: SFT of SmolLM2 on GSM8K train keeping every token, the 20% of highest entropy, or a random 20%
       # (one after another, so their step times are comparable); then the greedy GSM8K test of the three at once
