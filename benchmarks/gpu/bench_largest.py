@@ -8,7 +8,8 @@ completions of exactly 256 new tokens (vLLM's ignore_eos), GSM8K questions as pl
 8,192 tokens, chunked logprobs, activation checkpointing.
 
 The sizes of one `--variant` are tried smallest first; the first that fails (out of memory, an error, or no step
-within the timeout) ends the variant: the one before it is the largest reached. Per attempt: the return code,
+within the timeout) ends the call: the one before it is the largest reached. A later call may go on from there
+(the attempts of every call are kept). Per attempt: the return code,
 steps done, the median of every `time/*` phase after the first step, the peak GPU memory in use (nvidia-smi,
 learner and vLLM together, sampled every second) and the log lines that name the failure. Results are merged into
 `--out` across calls (one call per variant when a lease's call limit is shorter than the search).
@@ -140,15 +141,17 @@ def main() -> int:
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.is_file() else {"device": device_name(), "variants": {}}
-    entry = report["variants"][args.variant] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                                                "overrides": VARIANTS[args.variant] + WORKLOAD["rlvr"],
-                                                "attempts": [], "largest": None}
+    entry = report["variants"].setdefault(args.variant, {"overrides": VARIANTS[args.variant] + WORKLOAD["rlvr"],
+                                                         "attempts": [], "largest": None})
     total = gpu_total_gib()
     for size in args.sizes.split(","):
         result = attempt(args, size, total)
-        entry["attempts"].append(result)
-        if result["passed"]:
-            entry["largest"] = {k: result[k] for k in ("size", "params", "median_s", "peak_gpu_gib")}
+        result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        # a size tried again (a later call) replaces its earlier attempt; the largest is over every call's
+        entry["attempts"] = [a for a in entry["attempts"] if a["size"] != size] + [result]
+        passed = [a for a in entry["attempts"] if a["passed"]]
+        best = max(passed, key=lambda a: a["params"]) if passed else None
+        entry["largest"] = {k: best[k] for k in ("size", "params", "median_s", "peak_gpu_gib")} if best else None
         print(json.dumps({args.variant: result}), flush=True)
         out.write_text(json.dumps(report, indent=1))
         if not result["passed"]:
