@@ -8,7 +8,8 @@ completions of exactly 256 new tokens (vLLM's ignore_eos), GSM8K questions as pl
 8,192 tokens, chunked logprobs, activation checkpointing.
 
 The sizes of one `--variant` are tried smallest first; the first that fails (out of memory, an error, or no step
-within the timeout) ends the call: the one before it is the largest reached. A later call may go on from there
+within the timeout) ends the call: the one before it is the largest reached. With `--descending` they are tried
+largest first and the first that passes ends the call. A later call may go on from there
 (the attempts of every call are kept). Per attempt: the return code,
 steps done, the median of every `time/*` phase after the first step, the peak GPU memory in use (nvidia-smi,
 learner and vLLM together, sampled every second) and the log lines that name the failure. Results are merged into
@@ -130,6 +131,9 @@ def main() -> int:
     ap.add_argument("--models", default="/root/models")
     ap.add_argument("--variant", choices=list(VARIANTS), required=True)
     ap.add_argument("--sizes", required=True, help="comma-separated, smallest first (prepare_models.QWEN names)")
+    ap.add_argument("--descending", action="store_true",
+                    help="--sizes largest first, stopping at the first that passes (fewer attempts, when a lease is "
+                         "short and the guess is good)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=300, help="seconds per attempt")
     ap.add_argument("--data", default=".gpudata/gsm8k/train.jsonl")
@@ -154,7 +158,7 @@ def main() -> int:
         entry["largest"] = {k: best[k] for k in ("size", "params", "median_s", "peak_gpu_gib")} if best else None
         print(json.dumps({args.variant: result}), flush=True)
         out.write_text(json.dumps(report, indent=1))
-        if not result["passed"]:
+        if result["passed"] == args.descending:  # going up: the first failure ends it; going down: the first pass
             break
     return 0
 
