@@ -130,7 +130,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="/root/models")
     ap.add_argument("--variant", choices=list(VARIANTS), required=True)
-    ap.add_argument("--sizes", required=True, help="comma-separated prepare_models.QWEN names in the order tried (smallest first unless --descending)")
+    ap.add_argument("--sizes", required=True,
+                    help="comma-separated prepare_models.QWEN names in the order tried (smallest first unless "
+                         "--descending)")
     ap.add_argument("--descending", action="store_true",
                     help="--sizes largest first, stopping at the first that passes (fewer attempts, when a lease is "
                          "short and the guess is good)")
