@@ -70,6 +70,9 @@ def test_ctrl_c_in_a_pretraining_stage_checkpoints_and_resume_matches(ray_cluste
     """The same for the pretraining/SFT loop, stopped by a first Ctrl-C (SIGINT) instead: it arrives during the
     second optimizer step (the stage saves only at its end, so step_000002 exists only by the signal); no
     KeyboardInterrupt, and the resumed stage logs the uninterrupted losses."""
+    # what the handler was before, not pytest's default: a test worker may hold another one (CI once saw SIG_IGN
+    # here, left by an earlier test in the same xdist worker)
+    before = signal.getsignal(signal.SIGINT)
     calm = pretrain_config(tmp_path / "calm")
     run_lm_job("pretrain", calm)
     want = lm_rows(calm)
@@ -86,7 +89,7 @@ def test_ctrl_c_in_a_pretraining_stage_checkpoints_and_resume_matches(ray_cluste
     with pytest.raises(Preempted, match="stopped by SIGINT after step 2"):
         run_lm_job("pretrain", pretrain_config(tmp_path / "wild"))
     monkeypatch.undo()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is pytest's own again
+    assert signal.getsignal(signal.SIGINT) is before  # the handler lives only as long as the run
     wild = pretrain_config(tmp_path / "wild", "checkpoint.resume=true")
     assert [p.name for p in CheckpointDir(Path(wild.run.output_dir), 1).complete()] == ["step_000002"]
     run_lm_job("pretrain", wild)
