@@ -134,9 +134,9 @@ class VLLMEngine:
             send_ipc(named, plan_for(named, self.bucket_mb), self.load_ipc_bucket, devices)
 
     def load_adapter(self, adapter) -> None:
-        """learner.lora.sync=adapter (UNTESTED: written without a GPU). The adapter tensors are written as a peft
-        directory and every later request carries a LoRARequest for it. Each sync gets a new id, which makes vLLM
-        load it afresh (it caches adapters by id); the directory before the previous one is removed."""
+        """learner.lora.sync=adapter (ran on an H100: docs/lora.md, "GPU figures"). The adapter tensors are written as
+        a peft directory and every later request carries a LoRARequest for it. Each sync gets a new id, which makes
+        vLLM load it afresh (it caches adapters by id); the directory before the previous one is removed."""
         import shutil
         import tempfile
 
