@@ -61,7 +61,8 @@ need_bnb() {  # QLoRA needs bitsandbytes, which the image lacks: its wheel trave
   local whl; whl=$(ls .whl/bitsandbytes-*.whl /root/whl/bitsandbytes-*.whl 2>/dev/null | head -1)
   [ -n "$whl" ] || return 0
   export PYTHONPATH=$PYTHONPATH:/root/bnb
-  python3 -c "import bitsandbytes" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /root/bnb "$whl"
+  python3 -c "import bitsandbytes" 2>/dev/null \
+    || python3 -m pip install -q --no-index --no-deps --target /root/bnb "$whl"
 }
 
 latest_export() {  # latest_export RUN_DIR: the hf/ export of the newest complete checkpoint
