@@ -30,9 +30,9 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_grpo_matrix import count_params, device_name, median_after, run_rlvr  # noqa: E402
-from prepare_models import build_qwen  # noqa: E402
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_grpo_matrix import count_params, device_name, run_rlvr  # noqa: E402
 
 VARIANTS = {  # name: learner overrides
     "full": ["learner.lr=1e-6"],
@@ -106,7 +106,10 @@ def failure_lines(log: Path, limit: int = 6) -> list[str]:
 
 
 def attempt(args, size: str, total_gib: float) -> dict:
-    model = build_qwen(size, Path(args.models) / size, Path(args.models) / "smollm2")
+    # built in a process of its own: CUDA initialised here would hold memory beside the run for its whole length
+    subprocess.run([sys.executable, str(HERE / "prepare_models.py"), "--out", args.models, "--only", size], check=True,
+                   timeout=900)
+    model = Path(args.models) / size
     params = count_params(str(model))
     util = engine_memory_fraction(params, total_gib)
     sets = [*VARIANTS[args.variant], f"rollout.gpu_memory_utilization={util}", *args.rlvr_set]
