@@ -28,13 +28,12 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from phase import run_streaming  # noqa: E402
+from phase import nvidia_smi, run_streaming  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PEAK_FLOPS = 989e12  # H100 SXM, bf16 dense
@@ -72,11 +71,7 @@ def count_params(model_dir: str) -> int:
 
 
 def device_name() -> str:
-    try:
-        return subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                              text=True, timeout=20).stdout.strip().splitlines()[0]
-    except (OSError, subprocess.SubprocessError, IndexError):
-        return "cpu"
+    return nvidia_smi("name") or "cpu"
 
 
 def run_rlvr(args, name: str, w: dict, model: str, timeout_s: float, log: str | None = None) -> dict:

@@ -33,6 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_grpo_matrix import count_params, device_name, run_rlvr  # noqa: E402
+from phase import nvidia_smi  # noqa: E402
 
 VARIANTS = {  # name: learner overrides
     "full": ["learner.lr=1e-6"],
@@ -48,16 +49,12 @@ WORKLOAD = dict(prompts=8, G=8, max_new=256, rlvr=[
     "learner.logprob_chunk_tokens=1024", "learner.fused_adamw=true",
 ])
 KV_GIB, ENGINE_OVERHEAD_GIB = 4, 4  # vLLM's KV cache (fixed above) and its activations, CUDA graphs, allocator
-FAILURE = re.compile(r"out of memory|OutOfMemory|CUDA error|Error:|error:|exceeds|Traceback", re.IGNORECASE)
+FAILURE = re.compile(r"out of memory|OutOfMemory|CUDA error|error:|exceeds|Traceback", re.IGNORECASE)
 
 
 def gpu_total_gib() -> float:
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=20).stdout
-        return float(out.split()[0]) / 1024
-    except (OSError, subprocess.SubprocessError, IndexError, ValueError):
-        return 0.0
+    total_mib = nvidia_smi("memory.total")
+    return float(total_mib) / 1024 if total_mib else 0.0
 
 
 class PeakMemory:
@@ -68,12 +65,10 @@ class PeakMemory:
 
     def _poll(self) -> None:
         while not self._stop.wait(1.0):
-            try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=10).stdout
-                self.peak_mib = max(self.peak_mib, float(out.split()[0]))
-            except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+            used_mib = nvidia_smi("memory.used")
+            if used_mib is None:
                 return  # no GPU (a CPU dry run): no figure
+            self.peak_mib = max(self.peak_mib, float(used_mib))
 
     def __enter__(self):
         self._thread = threading.Thread(target=self._poll, daemon=True)

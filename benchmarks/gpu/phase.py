@@ -60,6 +60,16 @@ def dump_stacks(pid: int) -> None:
         sys.stderr.write(f"--- py-spy dump pid {p} ---\n{res.stdout[-3000:]}{res.stderr[-500:]}\n")
 
 
+def nvidia_smi(field: str) -> str | None:
+    """GPU 0's value of an `nvidia-smi --query-gpu` field, without units; None where there is no GPU."""
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout
+        return out.strip().splitlines()[0].strip()
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
 def emit(result: dict) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 

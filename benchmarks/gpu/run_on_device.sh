@@ -170,7 +170,8 @@ for s in "$@"; do
       cp $R/lora_grpo_$sync/metrics.jsonl "$OUT/lora_grpo_${sync}_metrics.jsonl" ;;
     largest)
       # issue 16: the largest Qwen2.5-shaped model GRPO trains on this GPU with vLLM colocated, LARGEST_VARIANT
-      # (full, qlora) over LARGEST_SIZES smallest first; results merged into $R/largest.json across calls
+      # (full, qlora) over LARGEST_SIZES, smallest first (LARGEST_ARGS=--descending: largest first); results merged
+      # into $R/largest.json across calls
       need_bnb
       quiet largest_${LARGEST_VARIANT:-full} ${LARGEST_S:-570} python3 benchmarks/gpu/bench_largest.py --models $M \
         --variant ${LARGEST_VARIANT:-full} --sizes ${LARGEST_SIZES:-qwen1_5b,qwen3b} \
