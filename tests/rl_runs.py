@@ -36,6 +36,18 @@ def run(cfg, on_step=None) -> dict[str, float]:
     return run_grpo_job(cfg, on_step=on_step)
 
 
+def copy_after_checkpoint(src: Path, dst: Path, step: int = 2):
+    """An on_step callback copying the run directory `src` to `dst` right after the checkpoint at `step` steps: what
+    a run stopped there leaves (stopping writes nothing more without a refreshing sampler), so resuming the copy
+    tests resume without a run of its own, most of whose time is actor start-up. test_resume.py and
+    test_preempt.py stop runs for real. Step index `step` is redone after resuming."""
+    def on_step(done: int) -> None:
+        if done == step:
+            shutil.copytree(src, dst)
+
+    return on_step
+
+
 def rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 

@@ -3,8 +3,6 @@ adapter-only sync (the HF engine wraps its model with peft), the rollout workers
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import ray
 
@@ -78,13 +76,7 @@ def test_lora_run_resumed_matches_uninterrupted(ray_cluster, tiny_model_dir, tmp
     lora = (*LORA, "learner.lora.sync=adapter", "algorithm.kl_coef=0.05", "learner.lr=2e-2",
             "learner.num_actors=1", "rollout.num_actors=1")  # fewer actors: this test runs 2 GRPO runs
 
-    def snapshot(step: int) -> None:
-        # after the checkpoint at 2 steps the directory is what a run stopped here leaves (unwinding writes nothing
-        # more without overlap or a refreshing sampler); copying it saves a third run's actor start-up, most of a
-        # run's time. test_resume.py and test_preempt.py stop runs for real.
-        if step == 2:  # step index 2 is redone after resuming
-            shutil.copytree(tmp_path / "whole", tmp_path / "cut")
-
+    snapshot = rl_runs.copy_after_checkpoint(tmp_path / "whole", tmp_path / "cut", step=2)
     rl_runs.run(rl_runs.config(tiny_model_dir, tmp_path / "whole", *lora), on_step=snapshot)
     want = rl_runs.rows(tmp_path / "whole")
     assert all(r["weight_sync/bytes"] == want[0]["weight_sync/bytes"] > 0 for r in want)

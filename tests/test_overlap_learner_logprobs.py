@@ -8,8 +8,6 @@ from step 1 or 2 on. Resumed from a checkpoint, the copy must come back too.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from tests import rl_runs
@@ -24,12 +22,7 @@ def test_learner_recomputed_old_logprobs_train_like_the_engines_and_resume(ray_c
     rl_runs.run(rl_runs.config(tiny_model_dir, engine, *OVERLAP))
     learner, resumed = tmp_path / "learner", tmp_path / "resumed"
 
-    def snapshot(step: int) -> None:
-        # after the checkpoint at 2 steps the directory is what a run stopped here leaves (a learner death, as
-        # test_resume.py kills one, writes nothing more); resuming from a copy saves a third run's start-up
-        if step == 2:
-            shutil.copytree(learner, resumed)
-
+    snapshot = rl_runs.copy_after_checkpoint(learner, resumed, step=2)  # a learner death writes nothing more
     rl_runs.run(rl_runs.config(tiny_model_dir, learner, *LEARNER), on_step=snapshot)
     want, got = rl_runs.rows(engine), rl_runs.rows(learner)
     rl_runs.assert_same_metrics(got, want, rel=1e-3, atol=1e-5)
