@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -115,6 +116,8 @@ def attempt(args, size: str, total_gib: float) -> dict:
     with PeakMemory() as peak:
         res = run_rlvr(run_args, name, WORKLOAD, str(model), args.timeout, log=str(log))
     phases = res.pop("phases_median_s")
+    if args.drop_models:  # a 64 GB disk holds the 14B shape (30 GB) only once the smaller ones have gone
+        shutil.rmtree(model, ignore_errors=True)
     # a size passes when every step ran and the run ended cleanly: a run cut by the timeout or an error does not
     passed = res["rc"] == 0 and res["steps"] >= args.steps
     return {"size": size, "params": params, "passed": passed, "rc": res["rc"], "steps": res["steps"],
@@ -139,6 +142,7 @@ def main() -> int:
     ap.add_argument("--data", default=".gpudata/gsm8k/train.jsonl")
     ap.add_argument("--config", default="configs/gpu_smollm2_grpo_bench.yaml")
     ap.add_argument("--rlvr-set", action="append", default=[], help="extra rlvr override (CPU dry runs)")
+    ap.add_argument("--drop-models", action="store_true", help="delete each model directory after its attempt")
     ap.add_argument("--workdir", default="/tmp/bench_largest")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()

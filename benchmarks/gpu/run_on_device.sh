@@ -175,7 +175,7 @@ for s in "$@"; do
       need_bnb
       quiet largest_${LARGEST_VARIANT:-full} ${LARGEST_S:-570} python3 benchmarks/gpu/bench_largest.py --models $M \
         --variant ${LARGEST_VARIANT:-full} --sizes ${LARGEST_SIZES:-qwen1_5b,qwen3b} \
-        --timeout ${LARGEST_ATTEMPT_S:-280} --steps ${LARGEST_STEPS:-3} --out $R/largest.json --workdir $R/largest \
+        --timeout ${LARGEST_ATTEMPT_S:-280} --steps ${LARGEST_STEPS:-3} --out $R/largest.json --workdir $R/largest --drop-models \
         ${LARGEST_ARGS:-}
       cp $R/largest.json "$OUT/largest.json"
       for f in $R/largest/*.log; do tail -c 20000 $f > "$OUT/$(basename $f)"; done ;;
