@@ -29,6 +29,9 @@ VARIANTS = {  # name: config overrides
     "packed16k": ["learner.zero_stage=2", "learner.max_tokens_per_micro_batch=16384",
                   "learner.logprob_chunk_tokens=2048", "learner.fused_adamw=true"],
     "padded_micro8": ["learner.zero_stage=2", "learner.micro_batch_size=8"],
+    # issue 20's "torch.compile of the model (option)": packed16k with every decoder layer compiled (not measured yet)
+    "packed16k_compiled": ["learner.zero_stage=2", "learner.max_tokens_per_micro_batch=16384",
+                           "learner.logprob_chunk_tokens=2048", "learner.fused_adamw=true", "learner.compile=true"],
     # issue 16 (docs/lora.md): the same update with LoRA adapters only, and on a 4-bit NF4 base (needs bitsandbytes,
     # which the GPU image lacks: carry a wheel). Not in the default --variants.
     "lora_r16_micro16": ["learner.zero_stage=2", "learner.micro_batch_size=16", "learner.lora.r=16"],

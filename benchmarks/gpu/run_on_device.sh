@@ -5,6 +5,7 @@
 # Phase 2 (whole runs):            install prepare_smollm2 pytest eval_base grpo_bench sft eval_sft grpo eval_grpo
 # Phase 3 (overlap, learner):      learner grpo_sides format_grpo   (SIDES=... picks grpo_sides' runs)
 # Issue 20 (one H100):             install prepare matrix   (WORKLOADS=W2, then W3, then W1: one call each)
+#                                   learner_compile (learner.compile on and off, the learner alone)
 # Issues 15, 17:                    install prepare_smollm2 tis_grpo | cggr (= cggr_sft cggr_eval)
 # Issue 16 (one H100):              install prepare lora (LORA_MODEL=qwen05b) lora_grpo (LORA_SYNC=adapter, merged)
 #                                   largest (LARGEST_VARIANT=full, qlora; LARGEST_SIZES=qwen1_5b,qwen3b,...)
@@ -203,6 +204,12 @@ for s in "$@"; do
     learner)
       stage learner 300 python3 benchmarks/gpu/bench_learner.py --model $M/smollm2 --phase-timeout 140 \
         --out "$OUT/learner.json" ;;
+    learner_compile)
+      # issue 20: the packed update with and without learner.compile (each decoder layer torch.compiled), W3's
+      # shape on the Qwen2.5-0.5B shape (needs prepare); the compiled variant's warm-up updates pay the compilation
+      stage learner_compile ${COMPILE_S:-420} python3 benchmarks/gpu/bench_learner.py --model $M/${COMPILE_MODEL:-qwen05b} \
+        --shape ${COMPILE_SHAPE:-w3} --variants packed16k,packed16k_compiled --warmup 2 --steps 3 --phase-timeout 200 \
+        --out "$OUT/learner_compile.json" ;;
     grpo_sides)
       quiet grpo_sides 590 python3 benchmarks/gpu/bench_grpo_vs_trl.py --model $M/smollm2 --budget-s ${SIDES_S:-570} \
         --sides "${SIDES:-rlvr:overlap,trl:16,rlvr:colocate}" --out "$OUT/grpo_sides.json" \

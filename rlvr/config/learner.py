@@ -122,6 +122,9 @@ class LearnerSection(_Section):
     the backward pass), so no (tokens x vocabulary) float32 tensor is ever whole. None: one chunk."""
     fused_adamw: bool = False
     """torch's fused AdamW kernel (GPU only; ignored on CPU)."""
+    compile: bool = False
+    """torch.compile each decoder layer of the trained model (rlvr/learner/compiled.py): elementwise work fused
+    into fewer kernels. The first updates pay the compilation."""
 
     @model_validator(mode="after")
     def _chunks_need_whole_weights(self) -> LearnerSection:
@@ -131,6 +134,14 @@ class LearnerSection(_Section):
             raise ValueError("learner.logprob_chunk_tokens needs learner.zero_stage 0-2 (ZeRO-3 shards the LM head)")
         if self.logprob_chunk_tokens and not self.max_tokens_per_micro_batch:
             raise ValueError("learner.logprob_chunk_tokens needs learner.max_tokens_per_micro_batch (packed rows)")
+        return self
+
+    @model_validator(mode="after")
+    def _compile_without_checkpointing(self) -> LearnerSection:
+        if self.compile and self.gradient_checkpointing:
+            # torch.utils.checkpoint runs its function with torch.compile off: the layers would stay eager unseen
+            raise ValueError("learner.compile does not work with learner.gradient_checkpointing (checkpointed layers "
+                             "run uncompiled): turn one of them off")
         return self
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     """auto: nccl when the learner has a GPU, gloo otherwise."""

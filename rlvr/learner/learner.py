@@ -22,6 +22,7 @@ from rlvr.algo.token_selection import build_selection
 from rlvr.config import RunConfig
 from rlvr.data.packing import PackedRow, collate_packed
 from rlvr.learner.batch import MicroBatch, collate
+from rlvr.learner.compiled import compile_layers
 from rlvr.learner.deepspeed_setup import ds_config, init_process_group, lr_lambda, resolve_backend
 from rlvr.learner import lora
 from rlvr.learner.full_weights import iter_full_weights, weight_metas
@@ -110,10 +111,13 @@ class Learner:
             model = self._load("float32")
             if lc.gradient_checkpointing:
                 model.gradient_checkpointing_enable()
-            return model
-        quantized = lc.lora.quantize == "nf4"
-        base = lora.load_quantized_base(self.model_path) if quantized else load_model(self.model_path, "float32")
-        return lora.wrap(base, lc.lora, lc.gradient_checkpointing)
+        else:
+            quantized = lc.lora.quantize == "nf4"
+            base = lora.load_quantized_base(self.model_path) if quantized else load_model(self.model_path, "float32")
+            model = lora.wrap(base, lc.lora, lc.gradient_checkpointing)
+        if lc.compile:
+            compile_layers(model)
+        return model
 
     @property
     def is_lora(self) -> bool:

@@ -212,6 +212,7 @@ def packed_selected_logprobs(model, module, mb: PackedRollouts, temperature: flo
 # -- attention within each sequence of a packed row ---------------------------------------------------------------
 
 
+@torch.compiler.disable  # learner.compile: left eager, one kernel on a GPU; its per-sequence bounds are data
 def _varlen_attention(module, query_1HND, key_1HND, value_1HND, attention_mask, scaling=None, dropout=0.0,
                       **kwargs):
     """transformers attention function: causal attention within each sequence of the packed row."""
