@@ -24,7 +24,9 @@ def test_job_submit_runs_to_success(tmp_path):
     with ray_head() as head:
         cmd = [str(VENV_BIN / "ray"), "job", "submit", f"--address={head.dashboard}", "--working-dir", str(REPO),
                "--", sys.executable, "-m", "rlvr", "train", "configs/tiny.yaml",
-               "--set", "run.steps=3", "--set", f"run.output_dir={out}"]
+               "--set", "run.steps=3", "--set", f"run.output_dir={out}",
+               # one actor per role: the submission is under test, not the preset's actor count
+               "--set", "rollout.num_actors=1", "--set", "learner.num_actors=1"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "succeeded" in proc.stdout
