@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import os
 from pathlib import Path
@@ -26,14 +28,35 @@ def ray_cluster():
     ray.shutdown()
 
 
+def shared_tmp(tmp_path_factory) -> Path:
+    """This session's temp root that every pytest-xdist worker sees (each worker's basetemp is a folder of it);
+    without xdist, the session's own basetemp. Fresh for each session either way."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on `path` between the processes of this session (pytest-xdist workers)."""
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
-    """A 2-layer Llama with a character tokenizer, random weights, saved once per session."""
+    """A 2-layer Llama with a character tokenizer, random weights, saved once per session: under pytest-xdist once
+    for all workers, so that tests/rl_runs.py's baseline run (kept next to it) is also made once."""
     from rlvr.config import ModelSection, RandomInit
     from rlvr.model_io import resolve_model_path
 
     cfg = ModelSection(random_init=RandomInit(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64))
-    return resolve_model_path(cfg, tmp_path_factory.mktemp("tiny"), seed=0)
+    root = shared_tmp(tmp_path_factory)
+    with locked(root / "tiny.lock"):
+        return resolve_model_path(cfg, root / "tiny", seed=0)
 
 
 def tiny_config(model_dir: str, tmp_path, *overrides: str):

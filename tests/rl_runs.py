@@ -6,15 +6,13 @@ actors killed, or were resumed: with sampling seeds fixed by (seed, step) they m
 
 from __future__ import annotations
 
-import atexit
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import ray
 
-from tests.conftest import tiny_config
+from tests.conftest import locked, tiny_config
 
 STEPS = 4
 # a decaying LR, so a resumed run that restored the schedule wrongly shows it in the losses
@@ -53,11 +51,17 @@ def rows(out: Path) -> list[dict]:
 
 
 def baseline(model_dir: str) -> list[dict]:
-    """Metrics of an uninterrupted run (TensorBoard on, so the metrics test can read its event files)."""
+    """Metrics of an uninterrupted run (TensorBoard on, so the metrics test can read its event files). Made once per
+    model directory, next to it: tiny_model_dir is one for all pytest-xdist workers, so one worker runs it and the
+    others wait for it and read it. `baseline.done` marks a finished run (a worker that died mid-run leaves none)."""
     if model_dir not in _baseline:
-        out = Path(tempfile.mkdtemp(prefix="rlvr-baseline-"))
-        atexit.register(shutil.rmtree, out, True)  # shared by several tests, so no one test's tmp_path owns it
-        run(config(model_dir, out, "logging.tensorboard=true"))
+        out = Path(model_dir).parent / "baseline"  # shared by several tests, so no one test's tmp_path owns it
+        with locked(out.with_suffix(".lock")):
+            done = out.with_suffix(".done")
+            if not done.exists():
+                shutil.rmtree(out, ignore_errors=True)
+                run(config(model_dir, out, "logging.tensorboard=true"))
+                done.touch()
         _baseline[model_dir] = rows(out)
         _baseline[model_dir + ":dir"] = str(out)
     return _baseline[model_dir]
