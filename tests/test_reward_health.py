@@ -155,7 +155,9 @@ def test_pool_grows_for_slow_checks_up_to_its_size_and_fast_batches_use_one_proc
 def test_a_reward_function_that_always_raises_stops_the_run(ray_cluster, tiny_model_dir, tmp_path):
     from tests import rl_runs
 
-    cfg = rl_runs.config(tiny_model_dir, tmp_path, "run.steps=4", "checkpoint.every=0", "rewards.health.steps=2")
+    # one rollout and one learner actor: the reward pool's health is under test, not theirs
+    cfg = rl_runs.config(tiny_model_dir, tmp_path, "run.steps=4", "checkpoint.every=0", "rewards.health.steps=2",
+                         "rollout.num_actors=1", "learner.num_actors=1")
     # A real misconfiguration: `tags` must be a list of names; an int makes every call raise TypeError.
     cfg.rewards.functions = [RewardFunction(path=MATH),
                              RewardFunction(path="rlvr.rewards.format:format_reward", kwargs={"tags": 5})]
