@@ -3,6 +3,8 @@ with the same parameter names (checkpoints and weight sync see no `_orig_mod`)."
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from torch._dynamo.utils import counters
@@ -15,6 +17,8 @@ from tests.test_learner_inprocess import build, process_group  # noqa: F401  (fi
 PACKED = ("learner.max_tokens_per_micro_batch=24", "learner.logprob_chunk_tokens=5")
 
 
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile's CPU backend (inductor) builds C++: no compiler on this machine")
 def test_compiled_layers_give_the_eager_update(process_group, tiny_model_dir, tmp_path):  # noqa: F811
     """A packed update (the GPU benchmarks' layout; the padded one goes through the same layers)."""
     rollouts = make_rollouts(16, vocab=60, seed=3)
