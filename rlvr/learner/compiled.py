@@ -22,10 +22,13 @@ def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     return layers
 
 
+BACKEND = "inductor"  # torch.compile's default: Triton kernels on a GPU, C++ on a CPU
+
+
 def compile_layers(model: torch.nn.Module) -> int:
     """Compile every decoder layer in place (its parameters stay the same objects: the optimizer and DeepSpeed
     see no change). Returns how many were compiled."""
     layers = decoder_layers(model)
     for layer in layers:
-        layer.compile(dynamic=True)
+        layer.compile(dynamic=True, backend=BACKEND)
     return len(layers)
