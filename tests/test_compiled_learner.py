@@ -1,4 +1,4 @@
-"""learner.compile: the decoder layers run compiled (torch.compile, inductor) and the update is the eager one's,
+"""learner.compile: the decoder layers run compiled (torch.compile) and the update is the eager one's,
 with the same parameter names (checkpoints and weight sync see no `_orig_mod`)."""
 
 from __future__ import annotations

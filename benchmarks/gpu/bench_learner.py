@@ -20,18 +20,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_grpo_matrix import count_params  # noqa: E402
 from phase import emit, run_phase  # noqa: E402
 
+PACKED16K = ["learner.zero_stage=2", "learner.max_tokens_per_micro_batch=16384", "learner.logprob_chunk_tokens=2048",
+             "learner.fused_adamw=true"]
 VARIANTS = {  # name: config overrides
     "zero2_micro16": ["learner.zero_stage=2", "learner.micro_batch_size=16"],
     "zero0_micro16": ["learner.zero_stage=0", "learner.micro_batch_size=16"],
     "zero2_micro64": ["learner.zero_stage=2", "learner.micro_batch_size=64"],
     "zero0_micro64": ["learner.zero_stage=0", "learner.micro_batch_size=64"],
     # issue 20's W3 learner shape (--shape w3): packed by a token budget, chunked logprobs, fused AdamW
-    "packed16k": ["learner.zero_stage=2", "learner.max_tokens_per_micro_batch=16384",
-                  "learner.logprob_chunk_tokens=2048", "learner.fused_adamw=true"],
+    "packed16k": PACKED16K,
     "padded_micro8": ["learner.zero_stage=2", "learner.micro_batch_size=8"],
     # issue 20's "torch.compile of the model (option)": packed16k with every decoder layer compiled (not measured yet)
-    "packed16k_compiled": ["learner.zero_stage=2", "learner.max_tokens_per_micro_batch=16384",
-                           "learner.logprob_chunk_tokens=2048", "learner.fused_adamw=true", "learner.compile=true"],
+    "packed16k_compiled": [*PACKED16K, "learner.compile=true"],
     # issue 16 (docs/lora.md): the same update with LoRA adapters only, and on a 4-bit NF4 base (needs bitsandbytes,
     # which the GPU image lacks: carry a wheel). Not in the default --variants.
     "lora_r16_micro16": ["learner.zero_stage=2", "learner.micro_batch_size=16", "learner.lora.r=16"],

@@ -176,8 +176,8 @@ for s in "$@"; do
       need_bnb
       quiet largest_${LARGEST_VARIANT:-full} ${LARGEST_S:-570} python3 benchmarks/gpu/bench_largest.py --models $M \
         --variant ${LARGEST_VARIANT:-full} --sizes ${LARGEST_SIZES:-qwen1_5b,qwen3b} \
-        --timeout ${LARGEST_ATTEMPT_S:-280} --steps ${LARGEST_STEPS:-3} --out $R/largest.json --workdir $R/largest --drop-models \
-        ${LARGEST_ARGS:-}
+        --timeout ${LARGEST_ATTEMPT_S:-280} --steps ${LARGEST_STEPS:-3} --out $R/largest.json --workdir $R/largest \
+        --drop-models ${LARGEST_ARGS:-}
       cp $R/largest.json "$OUT/largest.json"
       for f in $R/largest/*.log; do tail -c 20000 $f > "$OUT/$(basename $f)"; done ;;
     cggr|cggr_sft|cggr_eval)
@@ -207,7 +207,8 @@ for s in "$@"; do
     learner_compile)
       # issue 20: the packed update with and without learner.compile (each decoder layer torch.compiled), W3's
       # shape on the Qwen2.5-0.5B shape (needs prepare); the compiled variant's warm-up updates pay the compilation
-      stage learner_compile ${COMPILE_S:-420} python3 benchmarks/gpu/bench_learner.py --model $M/${COMPILE_MODEL:-qwen05b} \
+      stage learner_compile ${COMPILE_S:-420} python3 benchmarks/gpu/bench_learner.py \
+        --model $M/${COMPILE_MODEL:-qwen05b} \
         --shape ${COMPILE_SHAPE:-w3} --variants packed16k,packed16k_compiled --warmup 2 --steps 3 --phase-timeout 200 \
         --out "$OUT/learner_compile.json" ;;
     grpo_sides)

@@ -135,6 +135,12 @@ class LearnerSection(_Section):
         if self.logprob_chunk_tokens and not self.max_tokens_per_micro_batch:
             raise ValueError("learner.logprob_chunk_tokens needs learner.max_tokens_per_micro_batch (packed rows)")
         return self
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """auto: nccl when the learner has a GPU, gloo otherwise."""
+    resources: ResourceSpec = Field(default_factory=ResourceSpec)
+    token_selection: TokenSelectionSection = Field(default_factory=TokenSelectionSection)
+    lora: LoraSection | None = None
+    """Train LoRA adapters on a frozen base (None: full fine-tuning)."""
 
     @model_validator(mode="after")
     def _compile_without_checkpointing(self) -> LearnerSection:
@@ -143,12 +149,6 @@ class LearnerSection(_Section):
             raise ValueError("learner.compile does not work with learner.gradient_checkpointing (checkpointed layers "
                              "run uncompiled): turn one of them off")
         return self
-    backend: Literal["auto", "gloo", "nccl"] = "auto"
-    """auto: nccl when the learner has a GPU, gloo otherwise."""
-    resources: ResourceSpec = Field(default_factory=ResourceSpec)
-    token_selection: TokenSelectionSection = Field(default_factory=TokenSelectionSection)
-    lora: LoraSection | None = None
-    """Train LoRA adapters on a frozen base (None: full fine-tuning)."""
 
     @model_validator(mode="after")
     def _lora_fits(self) -> LearnerSection:
