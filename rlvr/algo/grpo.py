@@ -117,22 +117,22 @@ def grpo_loss(
     cfg: LossConfig,
     normalizer: float,
     ref_logp_BT: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of one micro-batch (a share of the global batch's mean) and its summed statistics."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of one micro-batch (a share of the global batch's mean) and its summed statistics (0-d tensors)."""
     pg_BT, clipped_BT = clipped_policy_loss(logp_BT, old_logp_BT, adv_B, cfg.clip_low, cfg.clip_high)
     loss_BT = pg_BT
     mask_f = mask_BT.float()
     stats = {
-        "pg_loss_sum": float((pg_BT.detach() * mask_f).sum()),
-        "clip_fraction_sum": float((clipped_BT.float() * mask_f).sum()),
+        "pg_loss_sum": (pg_BT.detach() * mask_f).sum(),
+        "clip_fraction_sum": (clipped_BT.float() * mask_f).sum(),
         # |log ratio| to the old policy: 0 on-policy, the policy's drift (and engine/learner numerics) off it
-        "log_ratio_abs_sum": float(((logp_BT.detach() - old_logp_BT).abs() * mask_f).sum()),
-        "tokens": float(mask_f.sum()),
+        "log_ratio_abs_sum": ((logp_BT.detach() - old_logp_BT).abs() * mask_f).sum(),
+        "tokens": mask_f.sum(),
     }
     if cfg.kl_coef > 0:
         if ref_logp_BT is None:
             raise ValueError("kl_coef > 0 needs reference logprobs")
         kl_BT = kl_penalty(logp_BT, ref_logp_BT, cfg.kl_estimator)
         loss_BT = loss_BT + cfg.kl_coef * kl_BT
-        stats["kl_sum"] = float((kl_BT.detach() * mask_f).sum())
+        stats["kl_sum"] = (kl_BT.detach() * mask_f).sum()
     return aggregate(loss_BT, mask_BT, cfg.loss_agg, normalizer), stats

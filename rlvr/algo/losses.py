@@ -1,7 +1,9 @@
 """Policy losses by name: `algorithm.loss` picks one from `LOSSES`, once, when the learner is set up.
 
 A loss sees one micro-batch (`LossInputs`) and returns its share of the global batch's loss plus statistics summed
-over the micro-batch's tokens, named `<metric>_sum` (logged as `learner/<metric>`, a per-token mean). It owns its
+over the micro-batch's tokens, named `<metric>_sum` (logged as `learner/<metric>`, a per-token mean): detached 0-d
+tensors, never Python floats, which would cost a host sync per statistic per micro-batch on a GPU (`add_stats`
+adds them up on the device, `stats_to_floats` brings them over once per update). It owns its
 `Aggregation`: what the global normaliser counts (tokens, sequences) and how the micro-batch's sum is divided by it,
 so the learner never switches on `loss_agg`. Adding a loss is one registered function; most only write the
 per-token objective and let `token_loss` add what every loss shares (the rollout importance weights of
@@ -48,11 +50,11 @@ class LossInputs:
 
 @dataclass(frozen=True)
 class PolicyLoss:
-    fn: Callable[[LossInputs, float], tuple[torch.Tensor, dict[str, float]]]
+    fn: Callable[[LossInputs, float], tuple[torch.Tensor, dict[str, torch.Tensor]]]
     """(micro-batch, global normaliser) -> (loss to backpropagate, summed statistics incl. `tokens`)."""
     aggregation: Aggregation
 
-    def __call__(self, inputs: LossInputs, normalizer: float) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, inputs: LossInputs, normalizer: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.fn(inputs, normalizer)
 
 
@@ -72,9 +74,32 @@ def register_loss(name: str):
 
 
 def add_stats(totals: dict, stats: dict) -> None:
-    """Statistics named `*_max` keep the largest value, all others add up (over micro-batches and ranks)."""
+    """Statistics named `*_max` keep the largest value, all others add up (over micro-batches and ranks).
+
+    Values are Python floats (across ranks) or 0-d tensors (across micro-batches): tensors stay on their device,
+    so the loop needs no host sync, and are summed in float64, as the Python floats they replace were."""
     for key, v in stats.items():
-        totals[key] = max(totals.get(key, v), v) if key.endswith("_max") else totals.get(key, 0.0) + v
+        if isinstance(v, torch.Tensor):
+            v = v.detach().double()  # detached: no graph kept across micro-batches
+        if key not in totals:
+            totals[key] = v
+        elif not key.endswith("_max"):
+            totals[key] = totals[key] + v
+        elif isinstance(v, torch.Tensor) and isinstance(totals[key], torch.Tensor):
+            totals[key] = torch.maximum(totals[key], v)
+        else:
+            totals[key] = max(totals[key], v)
+
+
+def stats_to_floats(totals: dict) -> dict[str, float]:
+    """`totals` with every tensor a Python float, copied to the host in one transfer (one sync per update, where
+    a float() each would wait for the device once per statistic)."""
+    keys = [k for k, v in totals.items() if isinstance(v, torch.Tensor)]
+    if not keys:
+        return dict(totals)
+    device = totals[keys[0]].device
+    values = torch.stack([totals[k].to(device, torch.float64) for k in keys]).tolist()
+    return {**totals, **dict(zip(keys, values))}
 
 
 def build_loss(alg: AlgorithmSection) -> PolicyLoss:
@@ -95,7 +120,7 @@ def aggregation(alg: AlgorithmSection) -> Aggregation:
     return AGGREGATIONS[alg.loss_agg]
 
 
-Objective = Callable[[LossInputs], tuple[torch.Tensor, dict[str, float]]]
+Objective = Callable[[LossInputs], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 """micro-batch -> (per-token loss B x T, unmasked; statistics summed over the mask's tokens)."""
 
 
@@ -104,7 +129,7 @@ def token_loss(objective: Objective, alg: AlgorithmSection) -> PolicyLoss:
     and the statistics every loss logs (pg_loss, |log ratio| to the old policy, approx KL to the sampling policy)."""
     agg = aggregation(alg)
 
-    def loss(x: LossInputs, normalizer: float) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(x: LossInputs, normalizer: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         pg_BT, stats = objective(x)
         mask_f = x.mask_BT.to(pg_BT.dtype)
         if alg.rollout_is != "none":
@@ -118,12 +143,12 @@ def token_loss(objective: Objective, alg: AlgorithmSection) -> PolicyLoss:
         behaviour_BT = x.old_logp_BT if x.rollout_logp_BT is None else x.rollout_logp_BT
         logp = x.logp_BT.detach()
         stats.update({
-            "pg_loss_sum": float((pg_BT.detach() * mask_f).sum()),
+            "pg_loss_sum": (pg_BT.detach() * mask_f).sum(),
             # |log ratio| to the old policy: 0 on-policy, the policy's drift (and engine/learner numerics) off it
-            "log_ratio_abs_sum": float(((logp - x.old_logp_BT).abs() * mask_f).sum()),
+            "log_ratio_abs_sum": ((logp - x.old_logp_BT).abs() * mask_f).sum(),
             # k3 of KL(sampling || policy) from the sampled tokens: r - 1 - log r with r = pi / pi_sampling
-            "approx_kl_sum": float((grpo.kl_penalty(behaviour_BT, logp, "k3") * mask_f).sum()),
-            "tokens": float(mask_f.sum()),
+            "approx_kl_sum": (grpo.kl_penalty(behaviour_BT, logp, "k3") * mask_f).sum(),
+            "tokens": mask_f.sum(),
         })
         loss_BT = pg_BT
         if alg.kl_coef > 0:
@@ -131,16 +156,20 @@ def token_loss(objective: Objective, alg: AlgorithmSection) -> PolicyLoss:
                 raise ValueError("kl_coef > 0 needs reference logprobs")
             kl_BT = grpo.kl_penalty(x.logp_BT, x.ref_logp_BT, alg.kl_estimator)
             loss_BT = loss_BT + alg.kl_coef * kl_BT
-            stats["kl_sum"] = float((kl_BT.detach() * mask_f).sum())
+            stats["kl_sum"] = (kl_BT.detach() * mask_f).sum()
         return agg.reduce(loss_BT, mask_f, normalizer), stats
 
     return PolicyLoss(loss, agg)
 
 
-def _clip_stats(ratio_BT, x: LossInputs, clip_low: float, clip_high: float) -> dict[str, float]:
+def _clip_stats(ratio_BT, x: LossInputs, clip_low: float, clip_high: float) -> dict[str, torch.Tensor]:
     low_BT, high_BT = policy_losses.clip_sides(ratio_BT, x.advantages_B, clip_low, clip_high)
-    mask_b = x.mask_BT.bool()
-    low, high = float((low_BT & mask_b).sum()), float((high_BT & mask_b).sum())
+    return _clip_counts(low_BT, high_BT, x.mask_BT)
+
+
+def _clip_counts(low_BT: torch.Tensor, high_BT: torch.Tensor, mask_BT: torch.Tensor) -> dict[str, torch.Tensor]:
+    mask_b = mask_BT.bool()
+    low, high = (low_BT & mask_b).sum(), (high_BT & mask_b).sum()
     return {"clip_fraction_sum": low + high, "clip_low_fraction_sum": low, "clip_high_fraction_sum": high}
 
 
@@ -164,7 +193,7 @@ def dual_clip(alg: AlgorithmSection) -> PolicyLoss:
         pg_BT, capped_BT = policy_losses.dual_clip_policy_loss(
             x.logp_BT, x.old_logp_BT, x.advantages_B, alg.clip_eps_low, alg.clip_eps_high, alg.clip_ratio_c)
         stats = _clip_stats(torch.exp(x.logp_BT.detach() - x.old_logp_BT), x, alg.clip_eps_low, alg.clip_eps_high)
-        stats["dual_clip_fraction_sum"] = float((capped_BT & x.mask_BT.bool()).sum())
+        stats["dual_clip_fraction_sum"] = (capped_BT & x.mask_BT.bool()).sum()
         return pg_BT, stats
 
     return token_loss(objective, alg)
@@ -191,9 +220,7 @@ def cispo(alg: AlgorithmSection) -> PolicyLoss:
         pg_BT, _ = policy_losses.cispo_policy_loss(x.logp_BT, x.old_logp_BT, x.advantages_B, alg.clip_eps_low,
                                                    alg.clip_eps_high)
         # the weight is clipped whatever the advantage's sign (unlike PPO's clip, which depends on it)
-        ratio_BT, mask_b = torch.exp(x.logp_BT.detach() - x.old_logp_BT), x.mask_BT.bool()
-        low = float(((ratio_BT < 1 - alg.clip_eps_low) & mask_b).sum())
-        high = float(((ratio_BT > 1 + alg.clip_eps_high) & mask_b).sum())
-        return pg_BT, {"clip_fraction_sum": low + high, "clip_low_fraction_sum": low, "clip_high_fraction_sum": high}
+        ratio_BT = torch.exp(x.logp_BT.detach() - x.old_logp_BT)
+        return pg_BT, _clip_counts(ratio_BT < 1 - alg.clip_eps_low, ratio_BT > 1 + alg.clip_eps_high, x.mask_BT)
 
     return token_loss(objective, alg)

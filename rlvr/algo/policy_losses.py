@@ -64,12 +64,12 @@ def cispo_policy_loss(logp_BT: torch.Tensor, old_logp_BT: torch.Tensor, adv_B: t
 
 
 def rollout_is_weights(old_logp_BT: torch.Tensor, rollout_logp_BT: torch.Tensor, mask_BT: torch.Tensor,
-                       cap: float, mode: str) -> tuple[torch.Tensor, dict[str, float]]:
+                       cap: float, mode: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Importance weights pi_learner_old / pi_rollout per token (no gradient), for the engine/learner mismatch.
 
     truncate (TIS, Yao et al., 2025): min(ratio, cap). mask (MIS): ratio, or 0 where it exceeds cap (the token
     leaves the loss). log: weight 1, only the statistics. Statistics are sums over the mask's tokens, except the
-    `_max` one."""
+    `_max` one; 0-d tensors (no host sync)."""
     log_ratio_BT = (old_logp_BT - rollout_logp_BT).detach()
     ratio_BT = log_ratio_BT.exp()
     over_BT = ratio_BT > cap
@@ -84,9 +84,9 @@ def rollout_is_weights(old_logp_BT: torch.Tensor, rollout_logp_BT: torch.Tensor,
     mask_b = mask_BT.bool()
     abs_BT = log_ratio_BT.abs() * mask_b
     stats = {
-        "rollout_log_ratio_abs_sum": float(abs_BT.sum()),
-        "rollout_log_ratio_abs_max": float(abs_BT.max()) if abs_BT.numel() else 0.0,
-        "rollout_is_over_cap_sum": float((over_BT & mask_b).sum()),
-        "rollout_is_weight_sum": float((weights_BT * mask_b).sum()),
+        "rollout_log_ratio_abs_sum": abs_BT.sum(),
+        "rollout_log_ratio_abs_max": abs_BT.max() if abs_BT.numel() else abs_BT.new_zeros(()),
+        "rollout_is_over_cap_sum": (over_BT & mask_b).sum(),
+        "rollout_is_weight_sum": (weights_BT * mask_b).sum(),
     }
     return weights_BT, stats

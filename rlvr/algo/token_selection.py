@@ -103,17 +103,16 @@ def build_selection(section, seed: int) -> TokenSelection:
 
 
 def selection_stats(keep_BT: torch.Tensor, mask_BT: torch.Tensor, logp_BT: torch.Tensor,
-                    entropy_BT: torch.Tensor) -> dict[str, float]:
-    """Sums (so they add over micro-batches and ranks) for `selection_metrics`. Confidence is p(target)."""
+                    entropy_BT: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Sums (so they add over micro-batches and ranks) for `selection_metrics`, as 0-d tensors (no host sync).
+    Confidence is p(target)."""
     keep_f = keep_BT.float()
     drop_f = (mask_BT.bool() & ~keep_BT.bool()).float()
     p_BT = logp_BT.detach().float().exp()
     ent_BT = entropy_BT.detach().float()
-    return {"select_kept": float(keep_f.sum()), "select_dropped": float(drop_f.sum()),
-            "select_entropy_kept": float((ent_BT * keep_f).sum()),
-            "select_entropy_dropped": float((ent_BT * drop_f).sum()),
-            "select_confidence_kept": float((p_BT * keep_f).sum()),
-            "select_confidence_dropped": float((p_BT * drop_f).sum())}
+    return {"select_kept": keep_f.sum(), "select_dropped": drop_f.sum(),
+            "select_entropy_kept": (ent_BT * keep_f).sum(), "select_entropy_dropped": (ent_BT * drop_f).sum(),
+            "select_confidence_kept": (p_BT * keep_f).sum(), "select_confidence_dropped": (p_BT * drop_f).sum()}
 
 
 def selection_metrics(stats: dict[str, float]) -> dict[str, float]:

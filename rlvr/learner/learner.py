@@ -17,7 +17,7 @@ import torch.distributed as dist
 from rlvr.algo import grpo
 from rlvr.algo.interpolate import interpolate_state_dicts
 from rlvr.algo.grpo import AGGREGATIONS
-from rlvr.algo.losses import LossInputs, add_stats, build_loss
+from rlvr.algo.losses import LossInputs, add_stats, build_loss, stats_to_floats
 from rlvr.algo.token_selection import build_selection
 from rlvr.config import RunConfig
 from rlvr.data.packing import PackedRow, collate_packed
@@ -210,7 +210,7 @@ class Learner:
         ref = self._reference_logprobs(rollouts)
         micro = self.cfg.learner.micro_batch_size
         per_mini = len(rollouts) // alg.mini_batches
-        totals: dict[str, float] = {}
+        totals: dict[str, torch.Tensor] = {}  # 0-d device tensors until the update's end: no host sync per micro-batch
         for m in range(alg.mini_batches):
             mini = rollouts[m * per_mini : (m + 1) * per_mini]
             normalizer = self._loss_scale(mini)
@@ -229,18 +229,25 @@ class Learner:
                 inputs = LossInputs(logp_BT, self.old_logprobs.get(k, mb, logp_BT), mb.advantages_B, mask_BT,
                                     None if ref is None else ref[k], rollout_lp)
                 loss, stats = self.loss(inputs, normalizer)
-                stats["entropy_sum"] = float((entropy_BT * mask_BT).sum())  # with selection: of the kept tokens
+                stats["entropy_sum"] = (entropy_BT * mask_BT).sum()  # with selection: of the kept tokens
                 stats.update(select)
                 self.engine.backward(loss)
                 self.engine.step()
                 add_stats(totals, stats)
-            totals["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+            totals["grad_norm"] = self._grad_norm()
+        totals = stats_to_floats(totals)
         totals["lr"] = self.scheduler.get_last_lr()[0]
         if self.cfg.rollout.colocate and torch.cuda.is_available():
             # vLLM wakes on this GPU next: give back the blocks PyTorch's caching allocator keeps after the update
             # (activations of a 64-sequence micro-batch, ~30 GB for SmolLM2), or the wake-up runs out of memory
             torch.cuda.empty_cache()
         return totals
+
+    def _grad_norm(self):
+        """The last optimizer step's gradient norm as DeepSpeed keeps it: a device tensor under ZeRO, so it is left
+        one (`or 0.0` would test its truth, a host sync) for `stats_to_floats` to convert with the statistics."""
+        norm = self.engine.get_global_grad_norm()
+        return 0.0 if norm is None else norm
 
     def _policy_logprobs(self, mb: MicroBatch, targets_BT: torch.Tensor, mask_BT: torch.Tensor, global_k: int):
         """(logp_BT with grad, entropy_BT, the loss mask, selection stats). With token selection the loss mask is
@@ -275,7 +282,7 @@ class Learner:
         normalizer = max(total.item(), 1.0) / (self.world_size * self.grad_accum_steps)
         dtype = next(self.engine.module.parameters()).dtype
         self.engine.train()
-        loss_sum, totals = 0.0, {}
+        totals = {"loss_sum": 0.0, "tokens": float(local)}  # device tensors until the end: no host sync per micro-batch
         for i, mb in enumerate(micro):
             mb = mb.to(self.engine.device)
             inputs = dict(input_ids=mb.input_ids_BL, position_ids=mb.position_ids_BL,
@@ -286,8 +293,7 @@ class Learner:
                 _, logp_N, _, select = self._select(hidden_BTH, mb.targets_BT, mb.loss_mask_BT, 1.0,
                                                     self.rank * len(micro) + i)
                 masked = -logp_N.sum()
-                for key, v in select.items():
-                    totals[key] = totals.get(key, 0.0) + v
+                add_stats(totals, select)
             else:
                 out = self.engine(**inputs, use_cache=False)
                 nll_BT = torch.nn.functional.cross_entropy(out.logits[:, :-1].float().transpose(1, 2),
@@ -295,9 +301,9 @@ class Learner:
                 masked = (nll_BT * mb.loss_mask_BT).sum()
             self.engine.backward(masked / normalizer)
             self.engine.step()
-            loss_sum += masked.item()
-        return {"loss_sum": loss_sum, "tokens": float(local), **totals,
-                "grad_norm": float(self.engine.get_global_grad_norm() or 0.0), "lr": self.scheduler.get_last_lr()[0]}
+            add_stats(totals, {"loss_sum": masked})
+        totals["grad_norm"] = self._grad_norm()
+        return {**stats_to_floats(totals), "lr": self.scheduler.get_last_lr()[0]}
 
     def export_interpolated(self, directory: str, alpha: float) -> None:
         """Overwrite DIRECTORY/hf with (1−α)·θ_start + α·θ_end. θ_start is read back from the stage's starting

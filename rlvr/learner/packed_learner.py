@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from rlvr.algo.losses import LossInputs, add_stats
+from rlvr.algo.losses import LossInputs, add_stats, stats_to_floats
 from rlvr.algo.token_selection import selection_stats
 from rlvr.learner.old_logprobs import PreviousWeights, Recomputed
 from rlvr.learner.packed_rollouts import PackedRollouts, packed_logprobs, packed_micro_batches, packed_selected_logprobs
@@ -61,8 +61,7 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
         if isinstance(source, PreviousWeights):
             source._keep_current_weights()
     ref = _reference(learner, batches)
-    totals: dict[str, torch.Tensor] = {}
-    grad_norms = []
+    totals: dict[str, torch.Tensor] = {}  # 0-d device tensors until the update's end: no host sync per micro-batch
     sequence_tokens = 0.0  # prompt + completion tokens trained on (a Python number: no device tensor, no sync)
     for m, (mini, batch) in enumerate(zip(minis, batches)):
         # DeepSpeed does not divide by its accumulation steps here (scale_wrt_gas=False): only by the ranks.
@@ -77,12 +76,9 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
             add_stats(totals, stats)
             sequence_tokens += mb.input_ids_1N.shape[1] * mb.weight
         engine.step()
-        grad_norms.append(engine.get_global_grad_norm() or 0.0)
-    names = list(totals)
-    values = [float(totals[k]) for k in names]
-    out = dict(zip(names, values))
+        totals["grad_norm"] = learner._grad_norm()  # the last optimizer step's is reported, as the padded path
+    out = stats_to_floats(totals)
     out["sequence_tokens"] = sequence_tokens
-    out["grad_norm"] = float(grad_norms[-1])  # the last optimizer step's, as the padded path reports
     out["lr"] = learner.scheduler.get_last_lr()[0]
     if learner.cfg.rollout.colocate and torch.cuda.is_available():
         torch.cuda.empty_cache()  # see Learner.train_grpo

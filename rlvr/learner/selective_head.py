@@ -68,5 +68,5 @@ def select_and_score(selection: TokenSelection, head: torch.nn.Module, hidden_BT
     keep_BT = selection.select(logp_all_BT, entropy_BT, mask_BT, step, micro_batch)
     logp_N = kept_logprobs(head, hidden_BTH, targets_BT, keep_BT, temperature)
     stats = selection_stats(keep_BT, mask_BT, logp_all_BT, entropy_BT)
-    stats["select_nll_all"] = -float((logp_all_BT * mask_BT).sum())  # the plain loss, for comparison
+    stats["select_nll_all"] = -(logp_all_BT * mask_BT).sum()  # the plain loss, for comparison
     return keep_BT, logp_N, entropy_BT, stats
