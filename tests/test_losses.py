@@ -10,7 +10,7 @@ import torch
 
 from rlvr.algo import advantages as adv
 from rlvr.algo import policy_losses as pl
-from rlvr.algo.losses import LOSSES, LossInputs, aggregation, build_loss
+from rlvr.algo.losses import LOSSES, LossInputs, add_stats, aggregation, build_loss, stats_to_floats
 from rlvr.config import AlgorithmSection, ConfigError, load_config
 
 def close(t: torch.Tensor, expected) -> bool:
@@ -225,3 +225,31 @@ def test_the_correction_asks_the_engine_for_logprobs():
     corrected = load_config(None, ["model.path=x", "algorithm.rollout_is=truncate"])
     assert not sampling_params(plain, 0).logprobs
     assert sampling_params(corrected, 0).logprobs
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_keeps_its_statistics_on_the_device(name):
+    """Statistics are detached 0-d tensors, never Python floats: a float() is a host sync per statistic per
+    micro-batch on a GPU (the learner converts them once per update, `stats_to_floats`). KL and the rollout
+    correction on, so that every statistic a loss can return is there."""
+    alg = AlgorithmSection(loss=name, kl_coef=0.1, rollout_is="truncate", rollout_is_cap=2.0)
+    x = inputs(ref_logp_BT=torch.zeros(2, 2), rollout_logp_BT=torch.log(torch.tensor([[0.125, 0.25], [0.5, 0.5]])))
+    _, stats = build_loss(alg)(x, 2.0)
+    assert {"kl_sum", "rollout_log_ratio_abs_max", "tokens"} <= set(stats)
+    for key, v in stats.items():
+        assert isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad, key
+
+
+def test_add_stats_on_the_device_then_one_conversion():
+    totals = {}
+    for pg, ratio_max in ((1.5, 0.25), (2.0, 0.125)):  # micro-batches: sums add up, `_max` keeps the largest
+        add_stats(totals, {"pg_loss_sum": torch.tensor(pg), "tokens": torch.tensor(3),
+                           "rollout_log_ratio_abs_max": torch.tensor(ratio_max)})
+    assert all(isinstance(v, torch.Tensor) for v in totals.values())
+    out = stats_to_floats({**totals, "lr": 0.5})
+    assert out == {"pg_loss_sum": 3.5, "tokens": 6.0, "rollout_log_ratio_abs_max": 0.25, "lr": 0.5}
+    assert all(type(v) is float for v in out.values())
+    ranks = {}
+    for rank_stats in (out, {**out, "rollout_log_ratio_abs_max": 0.5}):  # across ranks: Python floats
+        add_stats(ranks, rank_stats)
+    assert ranks["pg_loss_sum"] == 7.0 and ranks["rollout_log_ratio_abs_max"] == 0.5

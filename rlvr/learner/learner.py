@@ -8,6 +8,7 @@ rank training on the whole batch (see `_loss_scale`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -48,6 +49,10 @@ class Learner:
         self.prev_model = None  # rollout.overlap_old_logprobs=learner: the weights from before the last update
         self.weight_sender: WeightSender | None = None  # weight_sync=cuda_ipc/nccl: opened once per run
         self._adapter_bytes = 0  # learner.lora.sync=adapter: the last adapter sync's size
+        # entered around each mini-batch's micro-batch loop of the packed GRPO update; tests put a check there that
+        # fails on a host sync (tests/test_host_sync.py): the loop keeps its statistics on the device. (The padded
+        # loop syncs regardless: it copies each micro-batch to the device, and transformers tests its padding mask.)
+        self.loop_guard = contextlib.nullcontext
 
     # -- setup -------------------------------------------------------------------------------------------------
 

@@ -68,13 +68,14 @@ def train_grpo_packed(learner, rollouts: list[Rollout]) -> dict[str, float]:
         # With token selection each packed micro-batch keeps its share of its own tokens (fillers have none).
         token_counts = [mb.targets_M.numel() for mb in batch if mb.weight > 0]
         normalizer = learner._loss_scale(mini, token_counts) * learner.grad_accum_steps
-        for k, mb in enumerate(batch):
-            engine.set_gradient_accumulation_boundary(k == len(batch) - 1)
-            global_k = (m * learner.world_size + learner.rank) * len(batch) + k  # random's draw, as the padded path
-            stats = _micro_step(learner, mb, normalizer, None if old is None else old[m][k],
-                                None if ref is None else ref[m][k], global_k)
-            add_stats(totals, stats)
-            sequence_tokens += mb.input_ids_1N.shape[1] * mb.weight
+        with learner.loop_guard():
+            for k, mb in enumerate(batch):
+                engine.set_gradient_accumulation_boundary(k == len(batch) - 1)
+                global_k = (m * learner.world_size + learner.rank) * len(batch) + k  # random's draw, as padded
+                stats = _micro_step(learner, mb, normalizer, None if old is None else old[m][k],
+                                    None if ref is None else ref[m][k], global_k)
+                add_stats(totals, stats)
+                sequence_tokens += mb.input_ids_1N.shape[1] * mb.weight
         engine.step()
         totals["grad_norm"] = learner._grad_norm()  # the last optimizer step's is reported, as the padded path
     out = stats_to_floats(totals)
