@@ -96,10 +96,11 @@ def test_a_packed_update_on_a_gpu_does_not_sync_in_the_loop(process_group, tiny_
 
     class SyncIsAnError:
         def __enter__(self):
+            self.previous = torch.cuda.get_sync_debug_mode()
             torch.cuda.set_sync_debug_mode("error")
 
         def __exit__(self, *exc):
-            torch.cuda.set_sync_debug_mode("default")
+            torch.cuda.set_sync_debug_mode(self.previous)
 
     learner = build(tiny_model_dir, tmp_path, "learner.precision=bf16", "algorithm.mini_batches=2", *ALL_STATS,
                     *PACKED)
