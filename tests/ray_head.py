@@ -57,7 +57,11 @@ def _ray_head(temp_dir: Path, num_cpus: int, env: dict[str, str] | None, log):
                                             "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                                             "runtime-env-agent-port", "ray-client-server-port",
                                             "node-manager-port", "object-manager-port")}
-    env = {**os.environ, "RAY_ADDRESS": "", "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    # the venv's tools after the machine's own, not before: the venv holds DeepSpeed's pip `ninja` (1.13), the machine
+    # may have another (1.11 here), and the two disagree on the build log's command hashes. A head that put the
+    # venv's first made its learners rebuild DeepSpeed's shared-memory op (about 70 CPU-s, two compilers for 35 s),
+    # and the next learner elsewhere in the suite rebuild it back, each time.
+    env = {**os.environ, "RAY_ADDRESS": "", "PATH": f"{os.environ['PATH']}{os.pathsep}{VENV_BIN}", **(env or {})}
     cmd = [str(VENV_BIN / "ray"), "start", "--head", "--block", f"--num-cpus={num_cpus}", "--include-dashboard=true",
            "--dashboard-host=127.0.0.1", f"--temp-dir={temp_dir}", *(f"--{k}={v}" for k, v in ports.items())]
     head = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
