@@ -30,7 +30,7 @@ VARIANTS = {  # name: config overrides
     # issue 20's W3 learner shape (--shape w3): packed by a token budget, chunked logprobs, fused AdamW
     "packed16k": PACKED16K,
     "padded_micro8": ["learner.zero_stage=2", "learner.micro_batch_size=8"],
-    # issue 20's "torch.compile of the model (option)": packed16k with every decoder layer compiled (H100, W3: 12.36 -> 11.16 s)
+    # issue 20's "torch.compile of the model (option)": packed16k, each decoder layer compiled (W3, H100: 11.16 s)
     "packed16k_compiled": [*PACKED16K, "learner.compile=true"],
     # issue 16 (docs/lora.md): the same update with LoRA adapters only, and on a 4-bit NF4 base (needs bitsandbytes,
     # which the GPU image lacks: carry a wheel). Not in the default --variants.
