@@ -3,20 +3,26 @@
 a line saying how to resume.
 
 The handler only sets a flag: the step in flight finishes, so the checkpoint is an ordinary one and the resumed run
-logs exactly what an uninterrupted run would. A second signal of the same kind is not caught: SIGTERM's default
-action ends the process, a second Ctrl-C raises KeyboardInterrupt at once (the steps since the last checkpoint are
-lost, as with a kill).
+logs exactly what an uninterrupted run would. A second signal of the same kind gets the default action: SIGTERM
+ends the process, a second Ctrl-C raises KeyboardInterrupt at once (the steps since the last checkpoint are
+lost, as with a kill). A repeat within REPEAT_WINDOW_S of the first counts as the same request: GNU `timeout`
+delivers its signal twice, to the command and then to its whole process group (seen with strace; when the handler
+ran between the two, a 2026-12-07 GPU run lost the steps since its last checkpoint).
 `ray job stop` allows RAY_JOB_STOP_WAIT_TIME_S (default 3 s) before it kills the job: raise it to more than a step
 plus a checkpoint save on clusters that use it.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 
 _requested_by: str | None = None  # the signal that asked for a stop ("SIGTERM", "SIGINT"), None while none did
+_requested_at = 0.0  # time.monotonic() of that signal
+REPEAT_WINDOW_S = 1.0  # far shorter than a person's second Ctrl-C, far longer than `timeout`'s two kill() calls
 _DEFAULTS = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
 
 
@@ -41,9 +47,17 @@ def stop_if_requested(step: int, steps: int, output_dir: str) -> None:
 
 
 def _on_signal(signum, frame) -> None:
-    global _requested_by
-    _requested_by = signal.Signals(signum).name
-    signal.signal(signum, _DEFAULTS[signum])  # a second one ends the run at once
+    global _requested_by, _requested_at
+    now = time.monotonic()
+    if _requested_by is not None:
+        if now - _requested_at < REPEAT_WINDOW_S or signal.Signals(signum).name != _requested_by:
+            return  # the same request delivered twice, or the other kind: a stop is already on its way
+        signal.signal(signum, _DEFAULTS[signum])  # a second request ends the run at once, as it would by default
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signum)
+        return
+    _requested_by, _requested_at = signal.Signals(signum).name, now
     again = "Ctrl-C again" if signum == signal.SIGINT else "SIGTERM again"
     print(f"[rlvr] {_requested_by}: saving a checkpoint at the end of this step, then stopping ({again} aborts)",
           flush=True)
