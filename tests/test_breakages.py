@@ -225,6 +225,31 @@ def test_drop_zero_variance_groups_refills_the_batch_in_collect_batch(tmp_path):
     assert off.draws == 0 and zero_variance_fraction(off.groups) == 1.0
 
 
+def test_refill_prompts_sizes_each_refill_draw(tmp_path):
+    """algorithm.refill_prompts: the first draw keeps data.prompts_per_step prompts (the on-policy sample), each
+    refill draws refill_prompts; the batch still trains on prompts_per_step groups, and rollouts/sampled counts
+    every completion drawn. Without the filter the option is refused at load."""
+    from rlvr.config import ConfigError
+    from rlvr.trainer.grpo_loop import Workers, collect_batch, zero_variance_fraction
+
+    sizes: list[int] = []
+
+    class Sizes(SeededRollouts):
+        def generate(self, prompt_ids, params):
+            sizes.append(len(prompt_ids))
+            return super().generate(prompt_ids, params)
+
+    cfg = loop_config(tmp_path, "algorithm.drop_zero_variance_groups=true", "algorithm.max_refill_draws=8",
+                      "algorithm.refill_prompts=5")
+    sampler = Sampler()
+    batch = collect_batch(cfg, Workers(Sizes(), ExactRewards(), StateLearners()), Tokenizer(), sampler, 0)
+    assert batch.draws >= 1 and sizes == [2] + [5] * batch.draws and sampler.position == 2 + 5 * batch.draws
+    assert len(batch.groups) == 2 and zero_variance_fraction(batch.groups) == 0.0 and batch.on_policy == [1.0] * 4
+    assert batch.sampled == 2 * (2 + 5 * batch.draws)  # G = 2
+    with pytest.raises(ConfigError, match="refill_prompts"):
+        loop_config(tmp_path, "algorithm.refill_prompts=5")
+
+
 def test_preflight_reports_pass_rate_and_mixed_groups(tmp_path):
     """algorithm.preflight_prompts: G samples of each chosen prompt scored before training, written to
     preflight.json; here every group is (1, 0): pass@G 1, pass@1 .5, all groups mixed."""

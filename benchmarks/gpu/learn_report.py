@@ -78,8 +78,9 @@ def arm_rows(d: Path, prefix: str, per_step: int) -> list[str]:
         curve = [r["eval/heldout_accuracy"] for r in rows if "eval/heldout_accuracy" in r]
         steps = sorted(r["time/step_s"] for r in rows)
         held = f"{pct(before)}% -> {pct(curve[-1])}% ({pct(max(curve))}%)" if before is not None and curve else "n/a"
-        # a step with drop_zero_variance_groups rolls out 1 + refill_draws batches and trains on one
-        sampled = sum(per_step * (1 + int(r.get("groups/refill_draws", 0))) for r in rows)
+        # a step with drop_zero_variance_groups rolls out 1 + refill_draws batches and trains on one (runs before
+        # rollouts/sampled was logged: every draw the size of the first)
+        sampled = sum(int(r.get("rollouts/sampled", per_step * (1 + r.get("groups/refill_draws", 0)))) for r in rows)
         out.append(f"| {arm} | {len(rows)} | {sampled:,} ({len(rows) * per_step:,}) | {first:.3f} / {last:.3f} | "
                    f"{held} | "
                    f"{steps[len(steps) // 2]:.1f} |")

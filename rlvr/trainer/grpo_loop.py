@@ -110,9 +110,9 @@ class Group:
 
 
 def sample_groups(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler, params: SamplingParams,
-                  timer: PhaseTimer) -> list[Group]:
-    """prompts_per_step prompts -> G completions each -> rewards."""
-    examples: list[Example] = sampler.next_batch(cfg.data.prompts_per_step)
+                  timer: PhaseTimer, prompts: int | None = None) -> list[Group]:
+    """`prompts` (default data.prompts_per_step) prompts -> G completions each -> rewards."""
+    examples: list[Example] = sampler.next_batch(prompts or cfg.data.prompts_per_step)
     prompt_ids = [render_prompt(tokenizer, cfg.data, ex.prompt) for ex in examples]
     with timer("rollout"):
         completions = workers.rollout.generate(prompt_ids, params)
@@ -193,6 +193,11 @@ class StepBatch:
     measured: list[tuple[str, list[float]]]
     """(prompt, rewards) of every group sampled, refills and dropped ones included: the sampler's pass-rate news."""
 
+    @property
+    def sampled(self) -> int:
+        """Completions sampled for this step, refills included."""
+        return sum(len(rewards) for _, rewards in self.measured)
+
 
 def collect_batch(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler, step: int) -> StepBatch:
     """Sample, score and (optionally) drop-and-refill one step's groups."""
@@ -203,7 +208,8 @@ def collect_batch(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSa
     zero_var, draws = zero_variance_fraction(groups), 0
     if cfg.algorithm.drop_zero_variance_groups:
         def draw(d: int) -> list[Group]:
-            more = sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step, d), timer)
+            more = sample_groups(cfg, workers, tokenizer, sampler, sampling_params(cfg, step, d), timer,
+                                 cfg.algorithm.refill_prompts)
             measured.extend((g.prompt, g.rewards) for g in more)
             return more
         groups, draws = refill_informative(groups, draw, cfg.algorithm.max_refill_draws)
@@ -324,6 +330,7 @@ def step_metrics(batch: StepBatch, rollouts: list[Rollout], stats: dict[str, flo
         **learner_metrics(stats),
         **times,
         "groups/refill_draws": float(batch.draws),
+        "rollouts/sampled": float(batch.sampled),
         "response/truncated_fraction": sum(r.truncated for r in rollouts) / len(rollouts),
         "groups/trained_zero_variance_fraction": zero_variance_fraction(batch.groups),
         "throughput/tokens_per_s": sum(lengths) / max(times["time/rollout_s"], 1e-9),
