@@ -284,15 +284,19 @@ for s in "$@"; do
       # ARMS_ARGS: more options ("--set run.steps=20", "--sequential").
       # LEARN_CGGR=1 adds issue 17's arms beside them: the loss on the 20% highest-entropy or a random 20% of the
       # completion tokens (rl is their "all" arm); then ARMS_ARGS must fit four arms on the GPU (kv_cache_gb etc.).
+      # LEARN_ONLY=rl (or control): that arm alone, with the whole GPU's share (the other in another lease)
       START=${START:-$(latest_export $R/learn/sft)} arms="rl control" gpus=0.25 more=""
+      declare -A arm_spec=([rl]="rl:$R/learn/rl" [control]="control:$R/learn/control:algorithm.reward_control=random")
       if [ -n "${LEARN_CGGR:-}" ]; then
         arms="rl control entropy random" gpus=0.12
         sel="learner.token_selection.keep_fraction=0.2,learner.token_selection.strategy"
         more="--arm entropy:$R/learn/entropy:$sel=entropy --arm random:$R/learn/random:$sel=random"
       fi
+      [ -n "${LEARN_ONLY:-}" ] && arms=$LEARN_ONLY gpus=0.5 more=""
+      specs=""
+      for a in $arms; do [ -n "${arm_spec[$a]:-}" ] && specs="$specs --arm ${arm_spec[$a]}"; done
       quiet learn_arms "-s INT ${ARMS_S:-540}" python3 benchmarks/gpu/run_arms.py configs/gpu_smollm2_gsm8k_rl.yaml \
-        --arm rl:$R/learn/rl --arm control:$R/learn/control:algorithm.reward_control=random $more \
-        --set "model.path=$START" --set data.passrate_filter.path=$R/learn/passrate.jsonl \
+        $specs $more --set "model.path=$START" --set data.passrate_filter.path=$R/learn/passrate.jsonl \
         --set learner.resources.num_gpus=$gpus --set rollout.resources.num_gpus=$gpus ${ARMS_ARGS:-}
       for a in $arms; do
         cp $R/learn/$a/metrics.jsonl "$OUT/learn_${a}_metrics.jsonl"
