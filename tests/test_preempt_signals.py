@@ -21,17 +21,18 @@ def test_a_signal_delivered_twice_is_one_request():
     with preempt.stop_on_signal():
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt
-        os.kill(os.getpid(), signal.SIGTERM)  # the other kind: the stop is already requested
+        os.kill(os.getpid(), signal.SIGTERM)  # the other kind, first of its kind: the stop is already requested
         assert preempt.requested()
         with pytest.raises(preempt.Preempted, match="stopped by SIGINT after step 3"):
             preempt.stop_if_requested(3, 10, "out")
     assert not preempt.requested() and signal.getsignal(signal.SIGINT) is before
 
 
-def test_a_second_ctrl_c_after_the_window_aborts(monkeypatch):
+def test_a_second_ctrl_c_after_the_window_aborts_even_after_a_sigterm(monkeypatch):
     monkeypatch.setattr(preempt, "REPEAT_WINDOW_S", 0.0)
     with preempt.stop_on_signal():
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop request
+        os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C: the same request again
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
 

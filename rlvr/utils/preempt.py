@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 
 _requested_by: str | None = None  # the signal that asked for a stop ("SIGTERM", "SIGINT"), None while none did
-_requested_at = 0.0  # time.monotonic() of that signal
+_first_at: dict[int, float] = {}  # signal number -> time.monotonic() of its first delivery in this block
 REPEAT_WINDOW_S = 1.0  # far shorter than a person's second Ctrl-C, far longer than `timeout`'s two kill() calls
 _DEFAULTS = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
 
@@ -47,20 +47,21 @@ def stop_if_requested(step: int, steps: int, output_dir: str) -> None:
 
 
 def _on_signal(signum, frame) -> None:
-    global _requested_by, _requested_at
+    global _requested_by
     now = time.monotonic()
-    if _requested_by is not None:
-        if now - _requested_at < REPEAT_WINDOW_S or signal.Signals(signum).name != _requested_by:
-            return  # the same request delivered twice, or the other kind: a stop is already on its way
+    if signum in _first_at:
+        if now - _first_at[signum] < REPEAT_WINDOW_S:
+            return  # the same request, delivered twice
         signal.signal(signum, _DEFAULTS[signum])  # a second request ends the run at once, as it would by default
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         os.kill(os.getpid(), signum)
         return
-    _requested_by, _requested_at = signal.Signals(signum).name, now
+    _first_at[signum] = now
+    _requested_by = _requested_by or signal.Signals(signum).name
     again = "Ctrl-C again" if signum == signal.SIGINT else "SIGTERM again"
-    print(f"[rlvr] {_requested_by}: saving a checkpoint at the end of this step, then stopping ({again} aborts)",
-          flush=True)
+    print(f"[rlvr] {signal.Signals(signum).name}: saving a checkpoint at the end of this step, then stopping "
+          f"({again} aborts)", flush=True)
 
 
 @contextmanager
@@ -72,6 +73,7 @@ def stop_on_signal():
         yield
         return
     _requested_by = None
+    _first_at.clear()
     previous = {sig: signal.signal(sig, _on_signal) for sig in _DEFAULTS}
     try:
         yield
