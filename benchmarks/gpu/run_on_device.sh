@@ -221,9 +221,10 @@ for s in "$@"; do
       cp $R/format_grpo/metrics.jsonl "$OUT/format_grpo_metrics.jsonl" ;;
     pytest)
       need_pytest
-      # the vLLM engine's tests, and no host sync in the packed learner's micro-batch loop (issue 20)
-      stage pytest_gpu ${PYTEST_S:-240} python3 -m pytest -m gpu tests/test_vllm_engine.py tests/test_host_sync.py -v \
-        -p no:cacheprovider ;;
+      # the vLLM engine's tests, and no host sync in the packed learner's micro-batch loop (issue 20; a process of
+      # its own, whose first process group is the test's NCCL one)
+      stage pytest_gpu ${PYTEST_S:-240} python3 -m pytest -m gpu tests/test_vllm_engine.py -v -p no:cacheprovider
+      stage pytest_host_sync 180 python3 -m pytest -m gpu tests/test_host_sync.py -v -p no:cacheprovider ;;
     pytest_nccl)
       # 2 GPUs: a learner actor broadcasts to a vLLM actor by NCCL, then their logprobs must match
       need_pytest
