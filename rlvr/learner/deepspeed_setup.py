@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
+from pathlib import Path
 
 import torch
 
@@ -17,9 +19,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SHM_OP = "deepspeed_shm_comm"  # the op DeepSpeed compiles on first use on CPU (deepspeed/comm/torch.py)
+STALE_LOCK_S = 600.0  # its build takes about a minute of two cores; a lock ten minutes old has no builder left
+
+
+def clear_stale_build_lock(name: str = SHM_OP, older_than_s: float = STALE_LOCK_S) -> Path | None:
+    """A JIT build killed midway (a Ctrl-C or a timeout during a first run) leaves torch's `lock` file in the build
+    directory, and every later build of the op waits on it forever without a word. Remove such a lock, saying so;
+    returns its path if one was removed. (A run started less than STALE_LOCK_S after the kill still waits: torch's
+    lock names no owner, so a younger lock cannot be told from a build in progress.)"""
+    from torch.utils.cpp_extension import _get_build_directory
+
+    lock = Path(_get_build_directory(name, verbose=False)) / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    if age < older_than_s:
+        return None  # another process may be building it right now
+    lock.unlink(missing_ok=True)
+    print(f"[rlvr] removed a stale build lock of {name} ({age / 60:.0f} min old; its build was killed): {lock}",
+          flush=True)
+    return lock
+
+
 def init_process_group(rank: int, world_size: int, master_addr: str, master_port: int, backend: str) -> None:
     import deepspeed
 
+    clear_stale_build_lock()
     os.environ.update(
         MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(rank), WORLD_SIZE=str(world_size),
         LOCAL_RANK="0", LOCAL_WORLD_SIZE="1",
