@@ -20,8 +20,8 @@ import threading
 import time
 from contextlib import contextmanager
 
-_requested_by: str | None = None  # the signal that asked for a stop ("SIGTERM", "SIGINT"), None while none did
-_first_at: dict[int, float] = {}  # signal number -> time.monotonic() of its first delivery in this block
+_first_at: dict[int, float] = {}  # signal number -> time.monotonic() of its first delivery in this block; the
+# first key is the signal that asked for the stop
 REPEAT_WINDOW_S = 1.0  # far shorter than a person's second Ctrl-C, far longer than `timeout`'s two kill() calls
 _DEFAULTS = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
 
@@ -36,18 +36,17 @@ class Preempted(Exception):
 
 
 def requested() -> bool:
-    return _requested_by is not None
+    return bool(_first_at)
 
 
 def stop_if_requested(step: int, steps: int, output_dir: str) -> None:
     """Called at a step boundary after the checkpoint that `requested()` asked for (`step` steps done of `steps`;
     after the last one the run simply ends)."""
-    if _requested_by is not None and step < steps:
-        raise Preempted(step, output_dir, _requested_by)
+    if _first_at and step < steps:
+        raise Preempted(step, output_dir, signal.Signals(next(iter(_first_at))).name)
 
 
 def _on_signal(signum, frame) -> None:
-    global _requested_by
     now = time.monotonic()
     if signum in _first_at:
         if now - _first_at[signum] < REPEAT_WINDOW_S:
@@ -58,7 +57,6 @@ def _on_signal(signum, frame) -> None:
         os.kill(os.getpid(), signum)
         return
     _first_at[signum] = now
-    _requested_by = _requested_by or signal.Signals(signum).name
     again = "Ctrl-C again" if signum == signal.SIGINT else "SIGTERM again"
     print(f"[rlvr] {signal.Signals(signum).name}: saving a checkpoint at the end of this step, then stopping "
           f"({again} aborts)", flush=True)
@@ -68,11 +66,9 @@ def _on_signal(signum, frame) -> None:
 def stop_on_signal():
     """Within this block SIGTERM or SIGINT requests a stop at the next step boundary (main thread only: elsewhere,
     e.g. a test runner's worker thread, signals cannot be caught and the block does nothing)."""
-    global _requested_by
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _requested_by = None
     _first_at.clear()
     previous = {sig: signal.signal(sig, _on_signal) for sig in _DEFAULTS}
     try:
@@ -80,4 +76,4 @@ def stop_on_signal():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _requested_by = None
+        _first_at.clear()
