@@ -286,18 +286,16 @@ for s in "$@"; do
       # LEARN_CGGR=1 adds issue 17's arms beside them: the loss on the 20% highest-entropy or a random 20% of the
       # completion tokens (rl is their "all" arm); then ARMS_ARGS must fit four arms on the GPU (kv_cache_gb etc.).
       # LEARN_ONLY=rl (or control): that arm alone, with the whole GPU's share (the other in another lease)
-      START=${START:-$(latest_export $R/learn/sft)} arms="rl control" gpus=0.25 more=""
-      declare -A arm_spec=([rl]="rl:$R/learn/rl" [control]="control:$R/learn/control:algorithm.reward_control=random")
-      if [ -n "${LEARN_CGGR:-}" ]; then
-        arms="rl control entropy random" gpus=0.12
-        sel="learner.token_selection.keep_fraction=0.2,learner.token_selection.strategy"
-        more="--arm entropy:$R/learn/entropy:$sel=entropy --arm random:$R/learn/random:$sel=random"
-      fi
-      [ -n "${LEARN_ONLY:-}" ] && arms=$LEARN_ONLY gpus=0.5 more=""
+      START=${START:-$(latest_export $R/learn/sft)} arms="rl control" gpus=0.25
+      sel="learner.token_selection.keep_fraction=0.2,learner.token_selection.strategy"
+      declare -A arm_spec=([rl]="rl:$R/learn/rl" [control]="control:$R/learn/control:algorithm.reward_control=random"
+                           [entropy]="entropy:$R/learn/entropy:$sel=entropy" [random]="random:$R/learn/random:$sel=random")
+      [ -n "${LEARN_CGGR:-}" ] && arms="rl control entropy random" gpus=0.12
+      [ -n "${LEARN_ONLY:-}" ] && arms=$LEARN_ONLY gpus=0.5
       specs=""
-      for a in $arms; do [ -n "${arm_spec[$a]:-}" ] && specs="$specs --arm ${arm_spec[$a]}"; done
+      for a in $arms; do specs="$specs --arm ${arm_spec[$a]:?learn_arms: no arm named $a}"; done
       quiet learn_arms "-s INT ${ARMS_S:-540}" python3 benchmarks/gpu/run_arms.py configs/gpu_smollm2_gsm8k_rl.yaml \
-        $specs $more --set "model.path=$START" --set data.passrate_filter.path=$R/learn/passrate.jsonl \
+        $specs --set "model.path=$START" --set data.passrate_filter.path=$R/learn/passrate.jsonl \
         --set learner.resources.num_gpus=$gpus --set rollout.resources.num_gpus=$gpus ${ARMS_ARGS:-}
       for a in $arms; do
         cp $R/learn/$a/metrics.jsonl "$OUT/learn_${a}_metrics.jsonl"
