@@ -270,6 +270,8 @@ def test_grpo_logs_a_learning_curve_and_trains_on_control_rewards(ray_cluster, t
     assert "eval/heldout_accuracy_before" in rows[0] and "eval/heldout_accuracy" not in rows[0]
     assert all(0 <= rows[i]["eval/heldout_accuracy"] <= 1 and rows[i]["eval/heldout_n"] == 16 for i in (1, 2))
     assert any(abs(r["reward/trained_mean"] - r["reward/mean"]) > 1e-6 for r in rows), "control rewards unused"
+    batch = cfg.data.prompts_per_step * cfg.rollout.samples_per_prompt  # no refills here: sampled = trained
+    assert all(r["rollouts/trained"] == batch and r["rollouts/sampled"] == batch for r in rows)
     assert (tmp_path / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the refresh, on the true rewards (not the control's): 24 draws over 10 prompts measure each at least twice,
     # so every always-right and always-wrong prompt (keyed_reward) has left the band by the end

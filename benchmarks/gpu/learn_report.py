@@ -79,9 +79,10 @@ def arm_rows(d: Path, prefix: str, per_step: int) -> list[str]:
         steps = sorted(r["time/step_s"] for r in rows)
         held = f"{pct(before)}% -> {pct(curve[-1])}% ({pct(max(curve))}%)" if before is not None and curve else "n/a"
         # a step with drop_zero_variance_groups rolls out 1 + refill_draws batches and trains on one (runs before
-        # rollouts/sampled was logged: every draw the size of the first)
+        # rollouts/sampled and rollouts/trained were logged: every draw the size of the first, per_step rollouts)
         sampled = sum(int(r.get("rollouts/sampled", per_step * (1 + r.get("groups/refill_draws", 0)))) for r in rows)
-        out.append(f"| {arm} | {len(rows)} | {sampled:,} ({len(rows) * per_step:,}) | {first:.3f} / {last:.3f} | "
+        trained = sum(int(r.get("rollouts/trained", per_step)) for r in rows)
+        out.append(f"| {arm} | {len(rows)} | {sampled:,} ({trained:,}) | {first:.3f} / {last:.3f} | "
                    f"{held} | "
                    f"{steps[len(steps) // 2]:.1f} |")
     return out
@@ -92,7 +93,7 @@ def main() -> None:
     p.add_argument("dir")
     p.add_argument("--prefix", required=True)
     p.add_argument("--png")
-    p.add_argument("--per-step", type=int, default=256, help="rollouts per GRPO step (prompts x G)")
+    p.add_argument("--per-step", type=int, default=256, help="rollouts per GRPO step (prompts x G) of runs that did not log rollouts/trained")
     args = p.parse_args()
     d = Path(args.dir)
     for block in (model_rows(d, args.prefix), comparison_rows(d, args.prefix), arm_rows(d, args.prefix, args.per_step)):

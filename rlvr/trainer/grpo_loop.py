@@ -331,6 +331,7 @@ def step_metrics(batch: StepBatch, rollouts: list[Rollout], stats: dict[str, flo
         **times,
         "groups/refill_draws": float(batch.draws),
         "rollouts/sampled": float(batch.sampled),
+        "rollouts/trained": float(len(rollouts)),
         "response/truncated_fraction": sum(r.truncated for r in rollouts) / len(rollouts),
         "groups/trained_zero_variance_fraction": zero_variance_fraction(batch.groups),
         "throughput/tokens_per_s": sum(lengths) / max(times["time/rollout_s"], 1e-9),

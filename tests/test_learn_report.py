@@ -1,0 +1,40 @@
+"""Issue 14's report script (benchmarks/gpu/learn_report.py), on CPU: the arms table counts the rollouts a run
+trained on from its own metrics (rollouts/trained), so a run of 32 prompts x G per update is not reported as 16 x G."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "learn_report.py"
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location("learn_report", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def step(n: int, **extra) -> dict:
+    return {"step": n, "reward/mean": 0.02, "time/step_s": 10.0 + n, "groups/refill_draws": 2.0, **extra}
+
+
+def test_arm_row_counts_logged_trained_and_sampled_rollouts(report, tmp_path):
+    write_metrics(tmp_path / "P-gsm8k-rl-metrics.jsonl",
+                  [step(i, **{"rollouts/sampled": 2560.0, "rollouts/trained": 512.0}) for i in range(3)])
+    row = report.arm_rows(tmp_path, "P", per_step=256)[2]
+    assert row.startswith("| rl | 3 | 7,680 (1,536) |")
+
+
+def test_arm_row_of_an_older_run_falls_back_to_per_step(report, tmp_path):
+    # runs before rollouts/sampled and rollouts/trained were logged: each draw as large as the first
+    write_metrics(tmp_path / "P-gsm8k-rl-metrics.jsonl", [step(i) for i in range(2)])
+    row = report.arm_rows(tmp_path, "P", per_step=256)[2]
+    assert row.startswith("| rl | 2 | 1,536 (512) |")
