@@ -87,6 +87,40 @@ def test_refreshing_sampler_drops_prompts_that_leave_the_band_and_resumes_exactl
         s.next_batch(1)
 
 
+def test_online_band_drops_prompts_by_the_runs_own_groups_without_a_map(tmp_path):
+    """data.online_band: GRPO's sampler starts with every prompt and stops drawing one once its groups fell outside
+    the band `patience` times in a row; the refreshed map it writes holds the measured prompts only; with
+    passrate_filter.refresh as well it is refused at load; an emptied band names data.online_band."""
+    from rlvr.data.passrate_refresh import RefreshingSampler
+    from rlvr.launch.grpo_job import prompt_sampler
+    from rlvr.utils.errors import RunStopped
+
+    exs = examples(5)
+    q = [ex.prompt for ex in exs]
+    plain = prompt_sampler(load_config(REPO / "configs" / "tiny.yaml", []), exs)
+    assert not isinstance(plain, RefreshingSampler)
+    s = prompt_sampler(load_config(REPO / "configs" / "tiny.yaml", ["data.online_band={patience: 1}"]), exs)
+    assert isinstance(s, RefreshingSampler) and s.metrics()["data/band_prompts"] == 5
+    s.observe(q[0], [0, 0, 0, 0])  # never solved in its group: dropped at once (patience 1)
+    s.observe(q[1], [1, 1, 1, 1])  # always solved: dropped
+    s.observe(q[2], [1, 0, 0, 0])  # signal: stays
+    assert s.metrics() == {"data/band_prompts": 3.0, "data/dropped_solved": 1.0, "data/dropped_unsolved": 1.0}
+    assert {ex.reference for ex in s.next_batch(30)} == {"2", "3", "4"}
+    rows = [json.loads(line) for line in s.save(tmp_path).read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == sorted(prompt_id(p) for p in q[:3])
+    assert {r["id"]: r["pass_rate"] for r in rows}[prompt_id(q[2])] == 0.25
+    tiny = REPO / "configs" / "tiny.yaml"
+    both = ["data.online_band={}", f"data.passrate_filter={{path: {tmp_path / 'm.jsonl'}, refresh: true}}"]
+    with pytest.raises(ConfigError, match="online_band and data.passrate_filter.refresh"):
+        load_config(tiny, both)
+    with pytest.raises(ConfigError, match="online_band.above"):
+        load_config(tiny, ["data.online_band={above: 0.5, below: 0.5}"])
+    for p in q[2:]:
+        s.observe(p, [0, 0])
+    with pytest.raises(RunStopped, match="data.online_band dropped every prompt of the band .1 became always solved, 4"):
+        s.next_batch(1)
+
+
 def test_map_file_round_trip_histogram_and_bad_lines(tmp_path):
     recs = [passrate_record(f"q{i}", rewards) for i, rewards in
             enumerate([[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]])]

@@ -37,6 +37,26 @@ class PassRateFilter(_Section):
         return self
 
 
+class OnlineBand(_Section):
+    """GRPO without a map: every prompt is drawn until its own sampled groups measured it outside the band
+    `patience` times in a row (it was always solved, or never). passrate_filter.refresh's online form: a second
+    epoch then draws mostly the prompts that carried signal in the first. The measurements are written to
+    OUTPUT_DIR/passrate_refreshed.jsonl, a pass-rate map for the next run (rlvr.data.passrate_refresh)."""
+
+    above: float = Field(0.0, ge=-1.0, le=1.0)
+    """Drop a prompt once measured at pass_rate <= above (or >= below) `patience` times in a row."""
+    below: float = Field(1.0, ge=0.0, le=2.0)
+    patience: int = Field(1, ge=1)
+    """1: one all-wrong (or all-right) group drops the prompt; a prompt never solved in G samples may still be
+    solvable later, so a larger value keeps more of them at the cost of more samples."""
+
+    @model_validator(mode="after")
+    def _band_not_empty(self) -> OnlineBand:
+        if self.above >= self.below:
+            raise ValueError(f"online_band.above ({self.above}) must be below online_band.below ({self.below})")
+        return self
+
+
 class CurveSection(_Section):
     """A learning curve: greedy accuracy on a fixed held-out slice of the training data every N GRPO steps, logged
     next to the on-policy reward, and a PNG of both at the end of the run."""
@@ -82,6 +102,8 @@ class DataSection(_Section):
     passrate_filter: PassRateFilter | None = None
     """Train only on prompts whose measured pass rate (`rlvr passrate`) lies in a band, or weight toward it (GRPO
     and rft prompts only; the same filter is registered as `passrate_band` for data.filters)."""
+    online_band: OnlineBand | None = None
+    """GRPO: stop drawing the prompts the run's own groups measured outside a pass-rate band (no map needed)."""
     filters: list[FilterSpec] = Field(default_factory=list)
     """Record filters applied, in order, to every stage's data (prompts, pretraining text, SFT chats, the held-out
     set); a pipeline stage can override them in its `overrides`."""
@@ -90,6 +112,9 @@ class DataSection(_Section):
     def _path_needed(self) -> DataSection:
         if self.source in ("gsm8k", "jsonl") and not self.path:
             raise ValueError(f"data.path is required for data.source={self.source!r}")
+        if self.online_band is not None and self.passrate_filter is not None and self.passrate_filter.refresh:
+            raise ValueError("data.online_band and data.passrate_filter.refresh both drop prompts by the run's own "
+                             "measurements: keep one (refresh for a band from a map, online_band without a map)")
         return self
 
 

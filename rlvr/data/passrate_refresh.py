@@ -1,10 +1,11 @@
-"""A pass-rate map refreshed during GRPO (`data.passrate_filter.refresh`).
+"""A pass-rate map refreshed during GRPO (`data.passrate_filter.refresh`), or built by it (`data.online_band`).
 
 Every group GRPO samples is a fresh pass-rate measurement of its prompt under the current policy: G samples, as
 the map's K were under the start model. The sampler keeps each prompt's latest measurement; a prompt whose last
-`patience` groups all fell outside the filter's band (it became always solved, or it stayed never solved) is no
-longer drawn, so the steps go to prompts that still carry signal. The refreshed map is written next to the run
-(`passrate_refreshed.jsonl`, the original map's lines with the measured prompts' replaced) for the next run.
+`patience` groups all fell outside the band (it became always solved, or it stayed never solved) is no longer
+drawn, so the steps go to prompts that still carry signal. The refreshed map is written next to the run
+(`passrate_refreshed.jsonl`: the original map's lines with the measured prompts' replaced; without a map, the
+measured prompts only) for the next run.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ class RefreshingSampler(PromptSampler):
     """The epoch sampler over the band's prompts, skipping those the refreshed map has dropped; its state (epoch,
     offset, latest measurements, streaks, dropped prompts) resumes exactly."""
 
-    def __init__(self, items: list[Example], seed: int, map_path: str | Path, above: float, below: float,
-                 patience: int):
+    def __init__(self, items: list[Example], seed: int, map_path: str | Path | None, above: float, below: float,
+                 patience: int, option: str = "data.passrate_filter.refresh"):
+        """`map_path`: the map the band came from (None: data.online_band, every prompt starts unmeasured);
+        `option`: the config key named when every prompt has been dropped."""
         super().__init__(items, seed)
-        self.map_path, self.above, self.below, self.patience = Path(map_path), above, below, patience
+        self.map_path = Path(map_path) if map_path is not None else None
+        self.above, self.below, self.patience, self.option = above, below, patience, option
         self.latest: dict[str, dict] = {}
         """prompt id -> its newest passrate_record"""
         self.streak: dict[str, int] = {}
@@ -40,10 +44,9 @@ class RefreshingSampler(PromptSampler):
 
     def _exhausted(self) -> None:
         m = self.metrics()  # RunStopped: the CLI prints this one line, and the checkpoints stay
-        raise RunStopped(f"data.passrate_filter.refresh dropped every prompt of the band "
+        raise RunStopped(f"{self.option} dropped every prompt of the band "
                          f"({m['data/dropped_solved']:.0f} became always solved, {m['data/dropped_unsolved']:.0f} "
-                         f"stayed never solved): widen the band, raise refresh_patience or map a new band",
-                         "data.passrate_filter.refresh")
+                         f"stayed never solved): widen the band, raise its patience or map a new band", self.option)
 
     def observe(self, prompt: str, rewards: Sequence[float]) -> None:
         record = passrate_record(prompt, rewards)
@@ -70,8 +73,8 @@ class RefreshingSampler(PromptSampler):
         self.dropped = set(state["dropped"])
 
     def save(self, out_dir: str | Path) -> Path:
-        """The original map with each measured prompt's line replaced by its newest measurement."""
-        lines = read_records(self.map_path)
+        """The original map (if any) with each measured prompt's line replaced by its newest measurement."""
+        lines = read_records(self.map_path) if self.map_path is not None else []
         merged = [self.latest.get(row["id"], row) for row in lines]
         seen = {row["id"] for row in lines}
         merged += [rec for key, rec in sorted(self.latest.items()) if key not in seen]

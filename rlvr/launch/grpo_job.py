@@ -71,11 +71,14 @@ def run_preflight(cfg: RunConfig, workers, tokenizer, examples) -> dict:
 
 
 def prompt_sampler(cfg: RunConfig, examples: list[Example]) -> PromptSampler:
-    band = cfg.data.passrate_filter
-    if band is not None and band.refresh:
-        from rlvr.data.passrate_refresh import RefreshingSampler
+    from rlvr.data.passrate_refresh import RefreshingSampler
 
+    band, online = cfg.data.passrate_filter, cfg.data.online_band
+    if band is not None and band.refresh:
         return RefreshingSampler(examples, cfg.run.seed, band.path, band.above, band.below, band.refresh_patience)
+    if online is not None:
+        return RefreshingSampler(examples, cfg.run.seed, None, online.above, online.below, online.patience,
+                                 "data.online_band")
     return PromptSampler(examples, cfg.run.seed)
 
 
