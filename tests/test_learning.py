@@ -117,7 +117,7 @@ def test_online_band_drops_prompts_by_the_runs_own_groups_without_a_map(tmp_path
         load_config(tiny, ["data.online_band={above: 0.5, below: 0.5}"])
     for p in q[2:]:
         s.observe(p, [0, 0])
-    with pytest.raises(RunStopped, match="data.online_band dropped every prompt of the band .1 became always solved, 4"):
+    with pytest.raises(RunStopped, match="online_band dropped every prompt of the band .1 became always solved, 4"):
         s.next_batch(1)
 
 
