@@ -1,21 +1,16 @@
 """The GPU matrix's arithmetic (benchmarks/gpu/bench_grpo_matrix.py), on CPU: which steps count as steady state,
 the issue's MFU formula, and the row it writes (ratio = TRL s/step over rlvr s/step)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "bench_grpo_matrix.py"
+from tests.gpu_scripts import load_gpu_script
 
 
 @pytest.fixture(scope="module")
 def matrix():
-    spec = importlib.util.spec_from_file_location("bench_grpo_matrix", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_gpu_script("bench_grpo_matrix")
 
 
 def test_steady_state_leaves_out_the_first_and_the_overlapped_last_step(matrix):

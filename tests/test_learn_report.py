@@ -1,21 +1,17 @@
 """Issue 14's report script (benchmarks/gpu/learn_report.py), on CPU: the arms table counts the rollouts a run
 trained on from its own metrics (rollouts/trained), so a run of 32 prompts x G per update is not reported as 16 x G."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "learn_report.py"
+from tests.gpu_scripts import load_gpu_script
 
 
 @pytest.fixture(scope="module")
 def report():
-    spec = importlib.util.spec_from_file_location("learn_report", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_gpu_script("learn_report")
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
