@@ -93,7 +93,8 @@ def main() -> None:
     p.add_argument("dir")
     p.add_argument("--prefix", required=True)
     p.add_argument("--png")
-    p.add_argument("--per-step", type=int, default=256, help="rollouts per GRPO step (prompts x G) of runs that did not log rollouts/trained")
+    p.add_argument("--per-step", type=int, default=256,
+                   help="rollouts per GRPO step (prompts x G), for runs that did not log rollouts/trained")
     args = p.parse_args()
     d = Path(args.dir)
     for block in (model_rows(d, args.prefix), comparison_rows(d, args.prefix), arm_rows(d, args.prefix, args.per_step)):

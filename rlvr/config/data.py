@@ -112,6 +112,10 @@ class DataSection(_Section):
     def _path_needed(self) -> DataSection:
         if self.source in ("gsm8k", "jsonl") and not self.path:
             raise ValueError(f"data.path is required for data.source={self.source!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_refreshing_band(self) -> DataSection:
         if self.online_band is not None and self.passrate_filter is not None and self.passrate_filter.refresh:
             raise ValueError("data.online_band and data.passrate_filter.refresh both drop prompts by the run's own "
                              "measurements: keep one (refresh for a band from a map, online_band without a map)")
