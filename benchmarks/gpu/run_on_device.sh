@@ -13,6 +13,9 @@
 # Rollout time of a GRPO step:     probe  (PROBE_ARGS=... passes options); log ratio at equal weights: probe_ratio
 # Two GPUs (nvidia-h200-x2):        install prepare_smollm2 pytest_nccl grpo_nccl (and the nccl bench above)
 # Issue 14 (one H100, resumable):   prepare_smollm2 learn_sft learn_passrate [learn_rft] learn_arms learn_eval
+#   learn_start = the base model's test beside learn_sft
+# A whole lease as one run:          detach STAGES... (in the first call; it follows them), then follow (each call
+#   after): the stages go on between calls, with no restart per call (FOLLOW_S: how long a call waits, 540 s)
 #   with issue 17's GRPO arms beside: LEARN_CGGR=1 learn_arms, LEARN_EVAL="base sft rl control entropy random"
 # install: the wheelhouse parts already moved to /root/wh (../shared/gpu/README.md); prepare: both models into
 # /root/models (once per machine); the GSM8K files come carried in .gpudata/ (benchmarks/gpu/prepare_gsm8k.py).
@@ -101,7 +104,24 @@ compare() {  # compare A B: paired test of B against A
   python3 -m rlvr eval --compare $R/eval/$1.jsonl $R/eval/$2.jsonl --out "$OUT/cmp_$2_vs_$1.json"
 }
 
-[ -f /root/site/.installed ] || [ "${1:-}" = install ] || [ "${1:-}" = learner_packed ] || [ -n "${RLVR_NO_SITE:-}" ] || { echo "bare machine: no /root/site/.installed"; exit 3; }
+D=$R/detached  # a run that outlives its call: `detach STAGES...` starts it, `follow` (in later calls) watches it
+if [ "${1:-}" = detach ]; then
+  # The device tool ends a call's processes when it returns, except those in a process session of their own. So
+  # STAGES run here under setsid and go on through the next calls (each a `follow`) until the machine goes back:
+  # one GRPO run for a whole lease, with no restart (vLLM's start, a checkpoint, the curve's first point) per call.
+  # Their results go to $D/out; their output to $D/log; their exit status to $D/rc once they end.
+  shift
+  if [ -f $D/pid ] && [ ! -f $D/rc ] && kill -0 "$(cat $D/pid)" 2>/dev/null; then
+    echo "detach: the run detached before (pid $(cat $D/pid)) is still going: follow it"; exit 1
+  fi
+  rm -rf $D; mkdir -p $D/out
+  setsid bash -c 'OUT=$1/out bash "$2" "${@:3}" > "$1/log" 2>&1 < /dev/null; echo $? > "$1/rc"' _ $D "$0" "$@" \
+    < /dev/null > /dev/null 2>&1 &
+  echo $! > $D/pid
+  echo "=== detached ($(date -u +%FT%TZ), pid $!): $* ==="
+  set -- follow
+fi
+[ -f /root/site/.installed ] || [ "${1:-}" = install ] || [ "${1:-}" = follow ] || [ "${1:-}" = learner_packed ] || [ -n "${RLVR_NO_SITE:-}" ] || { echo "bare machine: no /root/site/.installed"; exit 3; }
 for s in "$@"; do
   case $s in
     install)
@@ -267,6 +287,12 @@ for s in "$@"; do
         cp $L/sft/metrics.jsonl "$OUT/learn_sft_metrics.jsonl"
       fi
       echo "learn_sft export: $(latest_export $L/sft)" ;;
+    learn_start)
+      # issue 14's start in one stage: the base model's GSM8K test beside the SFT (the one GPU holds both)
+      LEARN_EVAL=base bash "$0" learn_eval > $R/learn_base_eval.log 2>&1 & base=$!
+      bash "$0" learn_sft || status=1
+      wait $base || status=1
+      tail -n 4 $R/learn_base_eval.log ;;
     learn_passrate)
       # K samples for each of the first passrate.prompts train prompts with the SFT model; appends, so resumable
       quiet learn_passrate "-s INT ${PASSRATE_S:-360}" python3 -m rlvr passrate configs/gpu_smollm2_gsm8k_rl.yaml \
@@ -313,6 +339,27 @@ for s in "$@"; do
       compare learn_control learn_rl
       case " ${LEARN_EVAL:-} " in *" entropy "*)  # issue 17's GRPO arms (LEARN_CGGR=1), rl being "all"
         compare learn_rl learn_entropy; compare learn_rl learn_random; compare learn_random learn_entropy ;; esac ;;
+    follow)
+      # wait up to FOLLOW_S seconds for the detached run to end; print its new output (FOLLOW_GREP: only the lines
+      # matching); bring back its new result files, or all of them in one archive once it has ended
+      [ -f $D/pid ] || { echo "follow: no run was detached on this machine"; status=1; continue; }
+      end=$((SECONDS + ${FOLLOW_S:-540}))
+      while [ ! -f $D/rc ] && [ $SECONDS -lt $end ] && kill -0 "$(cat $D/pid)" 2>/dev/null; do sleep 2; done
+      seen=$(cat $D/seen 2>/dev/null || echo 0); total=$(wc -l < $D/log)
+      tail -n +$((seen + 1)) $D/log | head -n $((total - seen)) | grep -E "${FOLLOW_GREP:-.}" | tail -n 150
+      echo $total > $D/seen
+      if [ -f $D/rc ]; then
+        tar -czf "$OUT/detached_out.tar.gz" -C $D out log
+        echo "=== detached run ended: rc=$(cat $D/rc) ==="; [ "$(cat $D/rc)" = 0 ] || status=1
+      elif ! kill -0 "$(cat $D/pid)" 2>/dev/null; then
+        tar -czf "$OUT/detached_out.tar.gz" -C $D out log
+        echo "=== detached run gone without an exit status ==="; status=1
+      else
+        [ -f $D/stamp ] && new=$(find $D/out -type f -newer $D/stamp) || new=$(find $D/out -type f)
+        touch $D/stamp
+        [ -n "$new" ] && ls -t $new | head -n 7 | xargs -r cp -t "$OUT"
+        echo "=== detached run still going ($(date -u +%T)) ==="
+      fi ;;
     *) echo "unknown stage $s"; status=1 ;;
   esac
 done
