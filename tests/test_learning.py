@@ -324,6 +324,30 @@ def test_grpo_logs_a_learning_curve_and_trains_on_control_rewards(ray_cluster, t
 
 
 @pytest.mark.slow
+def test_a_band_that_empties_between_checkpoints_keeps_the_steps_trained(ray_cluster, tiny_model_dir, tmp_path):
+    """data.online_band with a band no group stays in (0 < p < 0.01): each step's 8 prompts are dropped once
+    measured, so 16 prompts run out at the third step's draw (rollout.overlap: in the thread sampling ahead, while
+    the second step trains). The run stops naming data.online_band, and a checkpoint holds the 2 steps trained
+    though none was due (checkpoint.every=100); resumed (without overlap: the draw fails in the loop itself), it
+    stops at once and trains nothing more."""
+    from rlvr.launch.grpo_job import run_grpo_job
+    from rlvr.utils.checkpoint import CheckpointDir
+    from rlvr.utils.errors import RunStopped
+
+    sets = tiny_sets(tiny_model_dir, tmp_path) + [
+        "run.steps=10", "data.num_examples=16", "data.prompts_per_step=8", "learner.num_actors=1",
+        "rollout.samples_per_prompt=4", "algorithm.drop_zero_variance_groups=false", "checkpoint.every=100",
+        "checkpoint.resume=true", "data.online_band={above: 0.0, below: 0.01}"]
+    for overlap in (True, False):
+        with pytest.raises(RunStopped, match="data.online_band dropped every prompt of the band"):
+            run_grpo_job(load_config(None, sets + [f"rollout.overlap={overlap}"]))
+        rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [0, 1]
+        _, state = CheckpointDir(tmp_path, 1).latest()
+        assert state["step"] == 2 and len(state["sampler"]["dropped"]) == 16
+
+
+@pytest.mark.slow
 def test_rft_stage_fine_tunes_on_its_verified_correct_samples(ray_cluster, tmp_path):
     """SFT a small model briefly on generated word problems, then two rft rounds (8 samples for each of 128
     training prompts a round, the second from the first's export): every completion kept is verified correct by

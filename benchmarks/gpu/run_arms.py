@@ -24,6 +24,7 @@ def main() -> int:
     from rlvr.config import load_config
     from rlvr.launch.cluster import connect
     from rlvr.launch.grpo_job import run_grpo_job
+    from rlvr.utils.errors import DataExhausted
     from rlvr.utils.preempt import Preempted, stop_on_signal
 
     p = argparse.ArgumentParser()
@@ -45,8 +46,8 @@ def main() -> int:
         try:
             run_grpo_job(cfg)
             print(f"[arms] {name} finished in {time.perf_counter() - t0:.0f} s", flush=True)
-        except Preempted as exc:  # a checkpoint was saved: the next call resumes it
-            print(f"[arms] {name}: {exc}", flush=True)
+        except (Preempted, DataExhausted) as exc:  # a checkpoint was saved: the next call resumes it, or evaluates
+            print(f"[arms] {name}: {exc}", flush=True)  # what the arm trained before its prompts ran out
         except BaseException:  # report and let the other arm go on; the exit code says it failed
             traceback.print_exc()
             failed.append(name)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rlvr.data.passrate import in_band, passrate_record, prompt_id, read_records
 from rlvr.data.prompts import Example, PromptSampler
-from rlvr.utils.errors import RunStopped
+from rlvr.utils.errors import DataExhausted
 
 REFRESHED_MAP = "passrate_refreshed.jsonl"
 
@@ -43,8 +43,8 @@ class RefreshingSampler(PromptSampler):
         return prompt_id(item.prompt) in self.dropped
 
     def _exhausted(self) -> None:
-        m = self.metrics()  # RunStopped: the CLI prints this one line, and the checkpoints stay
-        raise RunStopped(f"{self.option} dropped every prompt of the band "
+        m = self.metrics()  # the CLI prints this one line; the GRPO loop checkpoints the steps trained first
+        raise DataExhausted(f"{self.option} dropped every prompt of the band "
                          f"({m['data/dropped_solved']:.0f} became always solved, {m['data/dropped_unsolved']:.0f} "
                          f"stayed never solved): widen the band, raise its patience or map a new band", self.option)
 

@@ -8,6 +8,7 @@ import random
 from typing import Generic, TypeVar
 
 from rlvr.config import ConfigError
+from rlvr.utils.errors import DataExhausted
 
 T = TypeVar("T")
 
@@ -45,7 +46,7 @@ class EpochSampler(Generic[T]):
         return False
 
     def _exhausted(self) -> None:
-        raise RuntimeError("every item of the sampler is skipped: nothing left to sample")
+        raise DataExhausted("every item of the sampler is skipped: nothing left to sample", "data")
 
     @property
     def epochs_done(self) -> float:

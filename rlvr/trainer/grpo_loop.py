@@ -35,6 +35,7 @@ from rlvr.trainer.reward_control import make_control
 from rlvr.trainer.weight_sync import ObjectStoreSync, WeightSync
 from rlvr.utils import preempt
 from rlvr.utils.checkpoint import CheckpointDir, load_rng, save_rng
+from rlvr.utils.errors import DataExhausted
 
 NEXT_BATCH = "next_batch.pkl"  # with rollout.overlap: the batch sampled ahead, saved with a checkpoint
 
@@ -231,11 +232,17 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
     reward_health = RewardHealth(cfg.rewards.health)
     estimator = advantages.resolve(cfg.algorithm.advantage, cfg.algorithm.scale_by_std)
     shaping = reward_shaping(cfg)
+    saved = start_step  # steps done at the newest checkpoint
     try:
         for step in range(start_step, cfg.run.steps):
             timer, t0 = PhaseTimer(), time.perf_counter()
-            with timer("wait_rollout"):
-                batch = batches.take(step)
+            try:
+                with timer("wait_rollout"):
+                    batch = batches.take(step)
+            except DataExhausted:  # every prompt dropped: keep the steps trained since the last checkpoint
+                if step > saved:
+                    save_checkpoint(cfg, workers, ckpt, sampler, step)
+                raise
             reward_health.check(step, [res for g in batch.groups for res in g.results])  # stops a broken reward
             for prompt, rewards in batch.measured:  # true rewards, also in a control arm
                 sampler.observe(prompt, rewards)
@@ -261,6 +268,7 @@ def run_grpo(cfg: RunConfig, workers: Workers, tokenizer, sampler: PromptSampler
             logger.log(step, metrics)
             if should_save(cfg, step + 1) or preempt.requested():
                 save_checkpoint(cfg, workers, ckpt, sampler, step + 1, batches.ahead_batch())
+                saved = step + 1
             preempt.stop_if_requested(step + 1, cfg.run.steps, cfg.run.output_dir)
     finally:
         batches.close()
@@ -297,12 +305,16 @@ class BatchSource:
         self.ahead = (step, self.pool.submit(self.collect, step))
 
     def settle(self) -> None:
-        if self.ahead is not None:
-            self.ahead[1].result()  # re-raises a rollout or reward failure here, in the loop
+        if self.ahead is not None:  # re-raises a rollout or reward failure here, in the loop; the data's end is
+            exc = self.ahead[1].exception()  # raised by `take` at the next step, once this one is done
+            if exc is not None and not isinstance(exc, DataExhausted):
+                raise exc
 
     def ahead_batch(self) -> StepBatch | None:
         """The finished batch of the next step (saved with a checkpoint, so a resumed run trains on it)."""
-        return None if self.ahead is None else self.ahead[1].result()
+        if self.ahead is None or isinstance(self.ahead[1].exception(), DataExhausted):
+            return None
+        return self.ahead[1].result()
 
     def resume(self, ckpt: CheckpointDir, step: int) -> None:
         found = ckpt.latest()

@@ -10,3 +10,8 @@ class RunStopped(RuntimeError):
     def __init__(self, message: str, name: str):
         super().__init__(message)
         self.name = name
+
+
+class DataExhausted(RunStopped):
+    """The prompt sampler has nothing left to draw (every prompt dropped). The GRPO loop first checkpoints the
+    steps it trained, so a stop between two scheduled checkpoints loses none of them."""
