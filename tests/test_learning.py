@@ -121,6 +121,38 @@ def test_online_band_drops_prompts_by_the_runs_own_groups_without_a_map(tmp_path
         s.next_batch(1)
 
 
+def test_online_band_signal_patience_keeps_prompts_that_showed_signal():
+    """online_band.signal_patience: a prompt never in the band goes at its first all-wrong group (patience 1); one
+    that had a mixed group stays through signal_patience - 1 all-wrong groups in a row, and a mixed group in between
+    starts its count again; the state, signalled prompts included, resumes exactly."""
+    from rlvr.launch.grpo_job import prompt_sampler
+
+    exs = examples(4)
+    q = [ex.prompt for ex in exs]
+    cfg = load_config(REPO / "configs" / "tiny.yaml", ["data.online_band={patience: 1, signal_patience: 3}"])
+    s = prompt_sampler(cfg, exs)
+    s.observe(q[0], [0, 0, 0, 0])  # never in the band: dropped at once
+    for rewards in ([1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]):  # signal, then two all-wrong groups: kept
+        s.observe(q[1], rewards)
+    s.observe(q[2], [0, 1, 0, 0])
+    s.observe(q[2], [1, 1, 1, 1])  # always right once after a mixed group: kept
+    assert s.metrics()["data/band_prompts"] == 3.0
+    again = prompt_sampler(cfg, exs)
+    again.load_state_dict(json.loads(json.dumps(s.state_dict())))
+    for sampler in (s, again):
+        sampler.observe(q[2], [0, 0, 0, 0])  # its second group out of the band in a row: kept (it had signal)
+        sampler.observe(q[2], [0, 1, 0, 0])  # signal again: its count starts over
+        sampler.observe(q[2], [0, 0, 0, 0])
+        sampler.observe(q[1], [0, 0, 0, 0])  # the third all-wrong group in a row: dropped
+        assert sampler.metrics() == {"data/band_prompts": 2.0, "data/dropped_solved": 0.0,
+                                     "data/dropped_unsolved": 2.0}
+        assert {ex.reference for ex in sampler.next_batch(8)} == {"2", "3"}
+    plain = prompt_sampler(load_config(REPO / "configs" / "tiny.yaml", ["data.online_band={patience: 1}"]), exs)
+    plain.observe(q[1], [1, 0, 0, 0])
+    plain.observe(q[1], [0, 0, 0, 0])  # without signal_patience, a prompt with signal goes like any other
+    assert plain.metrics()["data/band_prompts"] == 3.0
+
+
 def test_map_file_round_trip_histogram_and_bad_lines(tmp_path):
     recs = [passrate_record(f"q{i}", rewards) for i, rewards in
             enumerate([[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]])]

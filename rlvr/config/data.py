@@ -49,6 +49,10 @@ class OnlineBand(_Section):
     patience: int = Field(1, ge=1)
     """1: one all-wrong (or all-right) group drops the prompt; a prompt never solved in G samples may still be
     solvable later, so a larger value keeps more of them at the cost of more samples."""
+    signal_patience: int | None = Field(None, ge=1)
+    """The same count for a prompt that has had a group in the band (None: `patience`). At a pass rate of 1/16 a
+    group of 16 is all wrong 36% of the time, so with patience 1 the prompts with signal leave by chance within a few
+    epochs and the band empties; 3 keeps them while a first all-wrong group still drops the never-solved ones."""
 
     @model_validator(mode="after")
     def _band_not_empty(self) -> OnlineBand:

@@ -26,16 +26,20 @@ class RefreshingSampler(PromptSampler):
     offset, latest measurements, streaks, dropped prompts) resumes exactly."""
 
     def __init__(self, items: list[Example], seed: int, map_path: str | Path | None, above: float, below: float,
-                 patience: int, option: str = "data.passrate_filter.refresh"):
+                 patience: int, option: str = "data.passrate_filter.refresh", signal_patience: int | None = None):
         """`map_path`: the map the band came from (None: data.online_band, every prompt starts unmeasured);
-        `option`: the config key named when every prompt has been dropped."""
+        `option`: the config key named when every prompt has been dropped; `signal_patience`: the patience of a
+        prompt once one of its groups fell in the band (None: `patience`)."""
         super().__init__(items, seed)
         self.map_path = Path(map_path) if map_path is not None else None
         self.above, self.below, self.patience, self.option = above, below, patience, option
+        self.signal_patience = patience if signal_patience is None else signal_patience
         self.latest: dict[str, dict] = {}
         """prompt id -> its newest passrate_record"""
         self.streak: dict[str, int] = {}
         """prompt id -> how many of its latest groups in a row fell outside the band"""
+        self.signalled: set[str] = set()
+        """prompt ids with a group in the band at some point of the run"""
         self.dropped: set[str] = set()
         self.ids = {prompt_id(ex.prompt) for ex in items}
 
@@ -54,8 +58,12 @@ class RefreshingSampler(PromptSampler):
         if key not in self.ids or key in self.dropped:
             return  # a prompt already dropped may still be in an overlapped batch drawn before
         self.latest[key] = record
-        self.streak[key] = 0 if in_band(record["pass_rate"], self.above, self.below) else self.streak.get(key, 0) + 1
-        if self.streak[key] >= self.patience:
+        if in_band(record["pass_rate"], self.above, self.below):
+            self.streak[key] = 0
+            self.signalled.add(key)
+        else:
+            self.streak[key] = self.streak.get(key, 0) + 1
+        if self.streak[key] >= (self.signal_patience if key in self.signalled else self.patience):
             self.dropped.add(key)
 
     def metrics(self) -> dict[str, float]:
@@ -65,12 +73,14 @@ class RefreshingSampler(PromptSampler):
                 "data/dropped_unsolved": float(sum(p <= self.above for p in gone))}
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "latest": self.latest, "streak": self.streak, "dropped": sorted(self.dropped)}
+        return {**super().state_dict(), "latest": self.latest, "streak": self.streak, "dropped": sorted(self.dropped),
+                "signalled": sorted(self.signalled)}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.latest, self.streak = dict(state["latest"]), dict(state["streak"])
         self.dropped = set(state["dropped"])
+        self.signalled = set(state.get("signalled", ()))  # absent from checkpoints written before it existed
 
     def save(self, out_dir: str | Path) -> Path:
         """The original map (if any) with each measured prompt's line replaced by its newest measurement."""

@@ -78,7 +78,7 @@ def prompt_sampler(cfg: RunConfig, examples: list[Example]) -> PromptSampler:
         return RefreshingSampler(examples, cfg.run.seed, band.path, band.above, band.below, band.refresh_patience)
     if online is not None:
         return RefreshingSampler(examples, cfg.run.seed, None, online.above, online.below, online.patience,
-                                 "data.online_band")
+                                 "data.online_band", online.signal_patience)
     return PromptSampler(examples, cfg.run.seed)
 
 
