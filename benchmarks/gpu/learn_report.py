@@ -88,6 +88,32 @@ def arm_rows(d: Path, prefix: str, per_step: int) -> list[str]:
     return out
 
 
+def band_lines(d: Path, prefix: str) -> list[str]:
+    """Per arm, where its samples went: sampled per trained rollout over its first and last 50 steps, and (with
+    data.online_band or a refreshed map) the prompts left in the band at the end and those dropped."""
+    out = []
+    for arm in ARMS:
+        path = d / f"{prefix}-gsm8k-{arm}-metrics.jsonl"
+        if not path.is_file():
+            continue
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = [r for r in rows if "rollouts/sampled" in r and "rollouts/trained" in r]
+        if not rows:
+            continue
+
+        def ratio(part):
+            return sum(r["rollouts/sampled"] for r in part) / sum(r["rollouts/trained"] for r in part)
+        line = (f"{arm}: sampled per trained rollout {ratio(rows[:50]):.2f} (first 50 steps) / "
+                f"{ratio(rows[-50:]):.2f} (last 50)")
+        last = rows[-1]
+        if "data/band_prompts" in last:
+            line += (f"; band at the end: {last['data/band_prompts']:,.0f} prompts, dropped "
+                     f"{last['data/dropped_unsolved']:,.0f} never solved and {last['data/dropped_solved']:,.0f} "
+                     f"always solved")
+        out.append(line)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("dir")
@@ -99,6 +125,7 @@ def main() -> None:
     d = Path(args.dir)
     for block in (model_rows(d, args.prefix), comparison_rows(d, args.prefix), arm_rows(d, args.prefix, args.per_step)):
         print("\n".join(block) + "\n")
+    print("\n".join(band_lines(d, args.prefix)))
     pr = load(d / f"{args.prefix}-gsm8k-passrate.summary.json")
     if pr:
         print(f"pass-rate map: {pr['prompts']} prompts x K={pr['k']}: never {pct(pr['never_solved'])}%, mixed "
