@@ -326,6 +326,9 @@ for s in "$@"; do
       for a in $arms; do
         cp $R/learn/$a/metrics.jsonl "$OUT/learn_${a}_metrics.jsonl"
         [ -f $R/learn/$a/learning_curve.png ] && cp $R/learn/$a/learning_curve.png "$OUT/learn_${a}_curve.png"
+        # online_band's measurements: a pass-rate map of the train prompts for a later run (detached: in the archive)
+        [ -f $R/learn/$a/passrate_refreshed.jsonl ] && [ "$OUT" = "$D/out" ] \
+          && cp $R/learn/$a/passrate_refreshed.jsonl "$OUT/learn_${a}_passrate_refreshed.jsonl"
       done ;;
     learn_eval)
       # greedy GSM8K test for base, start (SFT), GRPO and control (LEARN_EVAL picks), engines at once; paired tests
