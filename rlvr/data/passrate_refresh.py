@@ -49,8 +49,9 @@ class RefreshingSampler(PromptSampler):
     def _exhausted(self) -> None:
         m = self.metrics()  # the CLI prints this one line; the GRPO loop checkpoints the steps trained first
         raise DataExhausted(f"{self.option} dropped every prompt of the band "
-                         f"({m['data/dropped_solved']:.0f} became always solved, {m['data/dropped_unsolved']:.0f} "
-                         f"stayed never solved): widen the band, raise its patience or map a new band", self.option)
+                            f"({m['data/dropped_solved']:.0f} became always solved, "
+                            f"{m['data/dropped_unsolved']:.0f} stayed never solved): widen the band, raise its "
+                            "patience or map a new band", self.option)
 
     def observe(self, prompt: str, rewards: Sequence[float]) -> None:
         record = passrate_record(prompt, rewards)
