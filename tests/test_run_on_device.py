@@ -14,11 +14,11 @@ SCRIPT = GPU_SCRIPTS / "run_on_device.sh"
 SLOW_EVAL = "python3 -c __import__('time').sleep(4);print('stand-in-eval-done')"
 
 
-def call(tmp_path, *stages, out, follow_s, new_session=False):
+def call(tmp_path, *stages, out, follow_s, **env_extra):
     """One device call: the script with a fresh $OUT, then, like the device tool, kill what it left in its group."""
     out.mkdir()
     env = {**os.environ, "R": str(tmp_path / "runs"), "OUT": str(out), "RLVR_NO_SITE": "1", "EVAL": SLOW_EVAL,
-           "FOLLOW_S": str(follow_s)}
+           "FOLLOW_S": str(follow_s), **env_extra}
     proc = subprocess.Popen(["bash", str(SCRIPT), *stages], env=env, cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     printed, _ = proc.communicate(timeout=60)
@@ -37,6 +37,11 @@ def test_detached_stages_outlive_their_call_and_follow_brings_back_their_end(tmp
 
     rc, printed = call(tmp_path, "detach", "eval_base", out=tmp_path / "out2", follow_s=0)
     assert rc == 1 and "still going: follow it" in printed, printed
+
+    rc, printed = call(tmp_path, "follow", out=tmp_path / "out2b", follow_s=0, FOLLOW_ARCHIVE="1")
+    assert rc == 0 and "detached run still going" in printed, printed
+    with tarfile.open(tmp_path / "out2b" / "detached_out.tar.gz") as archive:  # what it holds so far
+        assert {"log", "out"} <= set(archive.getnames())
 
     rc, printed = call(tmp_path, "follow", out=tmp_path / "out3", follow_s=50)
     assert rc == 0, printed

@@ -344,7 +344,8 @@ for s in "$@"; do
         compare learn_rl learn_entropy; compare learn_rl learn_random; compare learn_random learn_entropy ;; esac ;;
     follow)
       # wait up to FOLLOW_S seconds for the detached run to end; print its new output (FOLLOW_GREP: only the lines
-      # matching); bring back its new result files, or all of them in one archive once it has ended
+      # matching); bring back its new result files, or all of them in one archive once it has ended (FOLLOW_ARCHIVE=1:
+      # the archive also while it runs, for the lease's last call: the machine goes back with whatever it holds)
       [ -f $D/pid ] || { echo "follow: no run was detached on this machine"; status=1; continue; }
       end=$((SECONDS + ${FOLLOW_S:-540}))
       while [ ! -f $D/rc ] && [ $SECONDS -lt $end ] && kill -0 "$(cat $D/pid)" 2>/dev/null; do sleep 2; done
@@ -358,9 +359,13 @@ for s in "$@"; do
         tar -czf "$OUT/detached_out.tar.gz" -C $D out log
         echo "=== detached run gone without an exit status ==="; status=1
       else
-        [ -f $D/stamp ] && new=$(find $D/out -type f -newer $D/stamp) || new=$(find $D/out -type f)
-        touch $D/stamp
-        [ -n "$new" ] && ls -t $new | head -n 7 | xargs -r cp -t "$OUT"
+        if [ -n "${FOLLOW_ARCHIVE:-}" ]; then
+          tar -czf "$OUT/detached_out.tar.gz" -C $D out log
+        else
+          [ -f $D/stamp ] && new=$(find $D/out -type f -newer $D/stamp) || new=$(find $D/out -type f)
+          touch $D/stamp
+          [ -n "$new" ] && ls -t $new | head -n 7 | xargs -r cp -t "$OUT"
+        fi
         echo "=== detached run still going ($(date -u +%T)) ==="
       fi ;;
     *) echo "unknown stage $s"; status=1 ;;
