@@ -25,6 +25,16 @@ def load(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def metrics_files(d: Path, prefix: str) -> dict[str, Path]:
+    """The GRPO arms that brought back per-step metrics, by name."""
+    paths = {arm: d / f"{prefix}-gsm8k-{arm}-metrics.jsonl" for arm in ARMS}
+    return {arm: path for arm, path in paths.items() if path.is_file()}
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -66,11 +76,8 @@ def comparison_rows(d: Path, prefix: str) -> list[str]:
 def arm_rows(d: Path, prefix: str, per_step: int) -> list[str]:
     out = ["| arm | steps | rollouts sampled (trained) | on-policy reward, first 5 / last 5 steps | held-out (train "
            "items) greedy accuracy, before -> last (peak) | median step s |", "|---|---|---|---|---|---|"]
-    for arm in ARMS:
-        path = d / f"{prefix}-gsm8k-{arm}-metrics.jsonl"
-        if not path.is_file():
-            continue
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for arm, path in metrics_files(d, prefix).items():
+        rows = read_rows(path)
         rewards = [r["reward/mean"] for r in rows]
         first = sum(rewards[:5]) / len(rewards[:5])
         last = sum(rewards[-5:]) / len(rewards[-5:])
@@ -92,12 +99,8 @@ def band_lines(d: Path, prefix: str) -> list[str]:
     """Per arm, where its samples went: sampled per trained rollout over its first and last 50 steps, and (with
     data.online_band or a refreshed map) the prompts left in the band at the end and those dropped."""
     out = []
-    for arm in ARMS:
-        path = d / f"{prefix}-gsm8k-{arm}-metrics.jsonl"
-        if not path.is_file():
-            continue
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        rows = [r for r in rows if "rollouts/sampled" in r and "rollouts/trained" in r]
+    for arm, path in metrics_files(d, prefix).items():
+        rows = [r for r in read_rows(path) if "rollouts/sampled" in r and "rollouts/trained" in r]
         if not rows:
             continue
 
@@ -134,10 +137,9 @@ def main() -> None:
     if args.png:
         from rlvr.trainer.curve import plot_runs
 
-        runs = {arm: d / f"{args.prefix}-gsm8k-{arm}-metrics.jsonl" for arm in ARMS}
-        runs = {k: v for k, v in runs.items() if v.is_file()}
+        runs = metrics_files(d, args.prefix)
         if runs:
-            updates = max(sum(1 for line in path.read_text().splitlines() if line.strip()) for path in runs.values())
+            updates = max(len(read_rows(path)) for path in runs.values())
             arms = "GRPO vs random-reward control" if len(runs) <= 2 else f"{len(runs)} GRPO arms"
             title = f"SmolLM2-135M, GSM8K: {arms}, {updates} updates"
             print(plot_runs(runs, Path(args.png), title))

@@ -352,21 +352,17 @@ for s in "$@"; do
       seen=$(cat $D/seen 2>/dev/null || echo 0); total=$(wc -l < $D/log)
       tail -n +$((seen + 1)) $D/log | head -n $((total - seen)) | grep -E "${FOLLOW_GREP:-.}" | tail -n 150
       echo $total > $D/seen
-      if [ -f $D/rc ]; then
+      running=; [ ! -f $D/rc ] && kill -0 "$(cat $D/pid)" 2>/dev/null && running=1
+      if [ -z "$running" ] || [ -n "${FOLLOW_ARCHIVE:-}" ]; then
         tar -czf "$OUT/detached_out.tar.gz" -C $D out log
-        echo "=== detached run ended: rc=$(cat $D/rc) ==="; [ "$(cat $D/rc)" = 0 ] || status=1
-      elif ! kill -0 "$(cat $D/pid)" 2>/dev/null; then
-        tar -czf "$OUT/detached_out.tar.gz" -C $D out log
-        echo "=== detached run gone without an exit status ==="; status=1
       else
-        if [ -n "${FOLLOW_ARCHIVE:-}" ]; then
-          tar -czf "$OUT/detached_out.tar.gz" -C $D out log
-        else
-          [ -f $D/stamp ] && new=$(find $D/out -type f -newer $D/stamp) || new=$(find $D/out -type f)
-          touch $D/stamp
-          [ -n "$new" ] && ls -t $new | head -n 7 | xargs -r cp -t "$OUT"
-        fi
-        echo "=== detached run still going ($(date -u +%T)) ==="
+        [ -f $D/stamp ] && new=$(find $D/out -type f -newer $D/stamp) || new=$(find $D/out -type f)
+        touch $D/stamp
+        [ -n "$new" ] && ls -t $new | head -n 7 | xargs -r cp -t "$OUT"
+      fi
+      if [ -n "$running" ]; then echo "=== detached run still going ($(date -u +%T)) ==="
+      elif [ -f $D/rc ]; then echo "=== detached run ended: rc=$(cat $D/rc) ==="; [ "$(cat $D/rc)" = 0 ] || status=1
+      else echo "=== detached run gone without an exit status ==="; status=1
       fi ;;
     *) echo "unknown stage $s"; status=1 ;;
   esac
